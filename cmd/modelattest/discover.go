@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/modelattest/modelattest/oras"
+)
+
+// referrerNode is one manifest in a discovered tree.
+type referrerNode struct {
+	ocispec.Descriptor
+	Referrers []referrerNode `json:"referrers,omitempty"`
+}
+
+func newDiscoverCmd() *cobra.Command {
+	var of outputFlags
+	var rf remoteFlags
+	var layout bool
+	var artifactType string
+	var depth int
+	cmd := &cobra.Command{
+		Use:   "discover REF",
+		Short: "List a model's referrers (signatures, attestations) as a tree, like oras discover",
+		Long: `Discover lists what the registry says refers to a model. The listing only
+locates candidates: nothing in it is trusted until verify checks it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := of.check("tree", "json"); err != nil {
+				return err
+			}
+			ro, err := rf.options(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			t, err := oras.Open(cmd.Context(), args[0], layout, ro)
+			if err != nil {
+				return err
+			}
+			desc, err := oras.Resolve(cmd.Context(), t, t.Reference)
+			if err != nil {
+				return err
+			}
+			seen := map[string]bool{desc.Digest.String(): true}
+			var walk func(d ocispec.Descriptor, level int) ([]referrerNode, error)
+			walk = func(d ocispec.Descriptor, level int) ([]referrerNode, error) {
+				if level >= depth {
+					return nil, nil
+				}
+				refs, err := oras.Referrers(cmd.Context(), t, d, artifactType)
+				if err != nil {
+					return nil, err
+				}
+				var nodes []referrerNode
+				for _, r := range refs {
+					if seen[r.Digest.String()] {
+						continue // a registry can list a cycle; show each manifest once
+					}
+					seen[r.Digest.String()] = true
+					kids, err := walk(r, level+1)
+					if err != nil {
+						return nil, err
+					}
+					nodes = append(nodes, referrerNode{Descriptor: r, Referrers: kids})
+				}
+				return nodes, nil
+			}
+			kids, err := walk(desc, 0)
+			if err != nil {
+				return err
+			}
+			root := referrerNode{Descriptor: desc, Referrers: kids}
+			if of.format == "json" {
+				return printJSON(cmd.OutOrStdout(), root)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s@%s\n", t.Name, desc.Digest)
+			printTree(cmd.OutOrStdout(), kids, "")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&of.format, "format", "tree", "output format: tree, json")
+	rf.add(cmd.Flags())
+	cmd.Flags().BoolVar(&layout, "oci-layout", false, "REF is an OCI image layout DIR[:TAG|@DIGEST]")
+	cmd.Flags().StringVar(&artifactType, "artifact-type", "", "list only referrers of this artifact type")
+	cmd.Flags().IntVar(&depth, "depth", oras.MaxReferrerDepth, "levels of referrers to follow")
+	return cmd
+}
+
+func printTree(w io.Writer, nodes []referrerNode, indent string) {
+	for i, n := range nodes {
+		branch, next := "├── ", "│   "
+		if i == len(nodes)-1 {
+			branch, next = "└── ", "    "
+		}
+		at := n.ArtifactType
+		if at == "" {
+			at = n.MediaType
+		}
+		fmt.Fprintf(w, "%s%s%s\n", indent, branch, at)
+		fmt.Fprintf(w, "%s%s└── %s\n", indent, next, n.Digest)
+		if pt := n.Annotations["dev.sigstore.bundle.predicateType"]; pt != "" {
+			fmt.Fprintf(w, "%s%s    predicateType: %s\n", indent, next, pt)
+		}
+		printTree(w, n.Referrers, indent+next+"    ")
+	}
+}

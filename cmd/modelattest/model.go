@@ -1,0 +1,436 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/modelattest/modelattest/modelspec"
+	"github.com/modelattest/modelattest/oras"
+)
+
+// packFlags are the flags that describe a model being packed.
+type packFlags struct {
+	metaFile    string
+	meta        modelspec.Metadata
+	created     string
+	kinds       []string
+	excludes    []string
+	annotations []string
+	concurrency int
+}
+
+func (f *packFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&f.metaFile, "metadata", "", "YAML or JSON file of model metadata (flags override it)")
+	fs.StringVar(&f.meta.Name, "name", "", "model name")
+	fs.StringVar(&f.meta.Version, "version", "", "model version")
+	fs.StringVar(&f.meta.Family, "family", "", "model family, such as llama3")
+	fs.StringVar(&f.meta.Architecture, "architecture", "", "model architecture, such as transformer")
+	fs.StringVar(&f.meta.Format, "model-format", "", "weights format, such as safetensors or gguf")
+	fs.StringVar(&f.meta.ParamSize, "param-size", "", "parameter count, such as 8b")
+	fs.StringVar(&f.meta.Precision, "precision", "", "precision, such as bf16")
+	fs.StringVar(&f.meta.Quantization, "quantization", "", "quantization, such as awq")
+	fs.StringSliceVar(&f.meta.Licenses, "license", nil, "SPDX license (repeatable)")
+	fs.StringSliceVar(&f.meta.Authors, "author", nil, "author (repeatable)")
+	fs.StringVar(&f.meta.SourceURL, "source-url", "", "URL of the model's source")
+	fs.StringVar(&f.meta.Revision, "revision", "", "source revision")
+	fs.StringVar(&f.created, "created", "", "creation time, RFC 3339 or Unix seconds (default: $SOURCE_DATE_EPOCH, else none)")
+	fs.StringArrayVar(&f.kinds, "kind", nil, "GLOB=KIND: layer kind for matching files (weight, weight.config, doc, code, dataset)")
+	fs.StringArrayVar(&f.excludes, "exclude", nil, "leave out files matching GLOB")
+	fs.StringArrayVarP(&f.annotations, "annotation", "a", nil, "KEY=VALUE manifest annotation")
+	fs.IntVar(&f.concurrency, "concurrency", oras.DefaultConcurrency, "parallel uploads")
+}
+
+func (f *packFlags) options(cmd *cobra.Command) (oras.PushOptions, error) {
+	var o oras.PushOptions
+	if f.metaFile != "" {
+		m, err := modelspec.LoadMetadata(f.metaFile)
+		if err != nil {
+			return o, err
+		}
+		o.Metadata = m
+	}
+	mergeMetadata(&o.Metadata, f.meta, cmd.Flags())
+	created := f.created
+	if created == "" {
+		created = os.Getenv("SOURCE_DATE_EPOCH")
+	}
+	t, err := modelspec.ParseCreated(created)
+	if err != nil {
+		return o, usageError{err}
+	}
+	o.Created = t
+	for _, k := range f.kinds {
+		glob, kind, ok := strings.Cut(k, "=")
+		if !ok {
+			return o, usageError{fmt.Errorf("--kind %q: want GLOB=KIND", k)}
+		}
+		o.Scan = append(o.Scan, modelspec.WithKind(glob, modelspec.Kind(kind)))
+	}
+	for _, g := range f.excludes {
+		o.Scan = append(o.Scan, modelspec.WithExclude(g))
+	}
+	for _, a := range f.annotations {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return o, usageError{fmt.Errorf("--annotation %q: want KEY=VALUE", a)}
+		}
+		if o.Annotations == nil {
+			o.Annotations = map[string]string{}
+		}
+		o.Annotations[k] = v
+	}
+	o.Concurrency = f.concurrency
+	return o, nil
+}
+
+// mergeMetadata copies the flags the user set over the file's values.
+func mergeMetadata(dst *modelspec.Metadata, src modelspec.Metadata, fs *pflag.FlagSet) {
+	set := func(name string, d *string, v string) {
+		if fs.Changed(name) {
+			*d = v
+		}
+	}
+	set("name", &dst.Name, src.Name)
+	set("version", &dst.Version, src.Version)
+	set("family", &dst.Family, src.Family)
+	set("architecture", &dst.Architecture, src.Architecture)
+	set("model-format", &dst.Format, src.Format)
+	set("param-size", &dst.ParamSize, src.ParamSize)
+	set("precision", &dst.Precision, src.Precision)
+	set("quantization", &dst.Quantization, src.Quantization)
+	set("source-url", &dst.SourceURL, src.SourceURL)
+	set("revision", &dst.Revision, src.Revision)
+	if fs.Changed("license") {
+		dst.Licenses = src.Licenses
+	}
+	if fs.Changed("author") {
+		dst.Authors = src.Authors
+	}
+}
+
+type pushResult struct {
+	Reference string             `json:"reference"`
+	Manifest  ocispec.Descriptor `json:"manifest"`
+}
+
+func printPushed(cmd *cobra.Command, format, ref string, desc ocispec.Descriptor) error {
+	if format == "json" {
+		return printJSON(cmd.OutOrStdout(), pushResult{Reference: ref, Manifest: desc})
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "Pushed %s\nDigest: %s\n", ref, desc.Digest)
+	return nil
+}
+
+func newPackCmd() *cobra.Command {
+	var pf packFlags
+	var of outputFlags
+	var out string
+	cmd := &cobra.Command{
+		Use:   "pack DIR -o LAYOUT[:TAG]",
+		Short: "Pack a model directory into an OCI image layout (ModelPack format)",
+		Example: `  modelattest pack ./llama -o ./llama-oci:v1 --name llama --version 1
+  SOURCE_DATE_EPOCH=0 modelattest pack ./llama -o ./out:v1   # reproducible digest`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := of.check("text", "json"); err != nil {
+				return err
+			}
+			if out == "" {
+				return usageError{fmt.Errorf("pack needs -o LAYOUT[:TAG]")}
+			}
+			opts, err := pf.options(cmd)
+			if err != nil {
+				return err
+			}
+			t, err := oras.OpenLayout(out)
+			if err != nil {
+				return err
+			}
+			p, wait := of.progress(cmd)
+			opts.Progress = p
+			desc, err := oras.Push(cmd.Context(), t, t.Reference, args[0], opts)
+			wait()
+			if err != nil {
+				return err
+			}
+			return printPushed(cmd, of.format, t.String(), desc)
+		},
+	}
+	pf.add(cmd.Flags())
+	of.add(cmd.Flags(), "text", "json")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "OCI image layout to write, DIR[:TAG]")
+	return cmd
+}
+
+func newPushCmd() *cobra.Command {
+	var pf packFlags
+	var of outputFlags
+	var rf remoteFlags
+	var layout bool
+	cmd := &cobra.Command{
+		Use:   "push REF DIR",
+		Short: "Pack a model directory and push it to a registry, reading each file once",
+		Example: `  modelattest push registry.example/models/llama:v1 ./llama --name llama
+  modelattest push --oci-layout ./llama-oci:v1 ./llama`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := of.check("text", "json"); err != nil {
+				return err
+			}
+			opts, err := pf.options(cmd)
+			if err != nil {
+				return err
+			}
+			ro, err := rf.options(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			t, err := oras.Open(cmd.Context(), args[0], layout, ro)
+			if err != nil {
+				return err
+			}
+			p, wait := of.progress(cmd)
+			opts.Progress = p
+			desc, err := oras.Push(cmd.Context(), t, t.Reference, args[1], opts)
+			wait()
+			if err != nil {
+				return err
+			}
+			return printPushed(cmd, of.format, t.String(), desc)
+		},
+	}
+	pf.add(cmd.Flags())
+	of.add(cmd.Flags(), "text", "json")
+	rf.add(cmd.Flags())
+	cmd.Flags().BoolVar(&layout, "oci-layout", false, "REF is an OCI image layout DIR[:TAG]")
+	return cmd
+}
+
+func newPullCmd() *cobra.Command {
+	var of outputFlags
+	var rf remoteFlags
+	var layout, insecureSkipVerify bool
+	var out, policy string
+	var include []string
+	var concurrency int
+	cmd := &cobra.Command{
+		Use:   "pull REF -o DIR",
+		Short: "Pull a model's files by digest, checking every byte before it lands",
+		Long: `Pull resolves REF to a digest once, then downloads every file into a staging
+folder beside DIR, hashing as it streams. Nothing is moved into DIR until every
+blob has been verified; a failed pull leaves DIR as it was, and a re-run resumes.
+
+Signatures and attestations are checked against a policy before the pull
+(--policy). Pulling without that check needs --insecure-skip-verify.`,
+		Example: `  modelattest pull registry.example/models/llama:v1 -o ./llama --insecure-skip-verify
+  modelattest pull --oci-layout ./llama-oci:v1 -o ./llama --include 'kind:weight' --insecure-skip-verify`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := of.check("text", "json"); err != nil {
+				return err
+			}
+			if out == "" {
+				return usageError{fmt.Errorf("pull needs -o DIR")}
+			}
+			if policy != "" {
+				return fmt.Errorf("--policy: policy verification is not built yet; pull with --insecure-skip-verify to skip it knowingly")
+			}
+			if !insecureSkipVerify {
+				return usageError{fmt.Errorf("pull needs --policy FILE to verify the model's signatures first, or --insecure-skip-verify to pull without that check (blob digests are still verified)")}
+			}
+			ro, err := rf.options(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			t, err := oras.Open(cmd.Context(), args[0], layout, ro)
+			if err != nil {
+				return err
+			}
+			desc, err := oras.Resolve(cmd.Context(), t, t.Reference)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: pulling %s without verifying its signatures (--insecure-skip-verify)\n", desc.Digest)
+			p, wait := of.progress(cmd)
+			res, err := oras.Pull(cmd.Context(), t, desc, out, oras.PullOptions{Include: include, Concurrency: concurrency, Progress: p})
+			wait()
+			if err != nil {
+				return err
+			}
+			if of.format == "json" {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			for _, f := range res.Files {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", f.Status, f.Path, f.Size, f.Digest)
+			}
+			tw.Flush()
+			fmt.Fprintf(cmd.OutOrStdout(), "Pulled %s\nDigest: %s\n", t, desc.Digest)
+			return nil
+		},
+	}
+	of.add(cmd.Flags(), "text", "json")
+	rf.add(cmd.Flags())
+	cmd.Flags().BoolVar(&layout, "oci-layout", false, "REF is an OCI image layout DIR[:TAG|@DIGEST]")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "directory to write the model's files to")
+	cmd.Flags().StringArrayVar(&include, "include", nil, "pull only files matching GLOB, or kind:KIND (repeatable)")
+	cmd.Flags().IntVar(&concurrency, "concurrency", oras.DefaultConcurrency, "parallel downloads")
+	cmd.Flags().StringVar(&policy, "policy", "", "verify the referrer graph against this policy first")
+	cmd.Flags().BoolVar(&insecureSkipVerify, "insecure-skip-verify", false, "pull without verifying signatures or attestations")
+	return cmd
+}
+
+func newCopyCmd() *cobra.Command {
+	var of outputFlags
+	var rf remoteFlags
+	var fromLayout, toLayout, recursive bool
+	var concurrency int
+	cmd := &cobra.Command{
+		Use:   "copy SRC DST",
+		Short: "Copy a model (and with -r its signatures and attestations) between registries and layouts",
+		Example: `  modelattest copy -r registry.example/models/llama:v1 --to-oci-layout ./airgap:v1
+  modelattest copy -r --from-oci-layout ./airgap:v1 mirror.internal/models/llama:v1`,
+		Aliases: []string{"cp"},
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := of.check("text", "json"); err != nil {
+				return err
+			}
+			ro, err := rf.options(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			src, err := oras.Open(cmd.Context(), args[0], fromLayout, ro)
+			if err != nil {
+				return err
+			}
+			dst, err := oras.Open(cmd.Context(), args[1], toLayout, ro)
+			if err != nil {
+				return err
+			}
+			desc, err := oras.Resolve(cmd.Context(), src, src.Reference)
+			if err != nil {
+				return err
+			}
+			dstRef := dst.Reference
+			if dstRef == "" && !strings.Contains(src.Reference, ":") {
+				dstRef = src.Reference
+			}
+			p, wait := of.progress(cmd)
+			err = oras.Copy(cmd.Context(), src, desc, dst, dstRef, oras.CopyOptions{Referrers: recursive, Concurrency: concurrency, Progress: p})
+			wait()
+			if err != nil {
+				return err
+			}
+			if of.format == "json" {
+				return printJSON(cmd.OutOrStdout(), pushResult{Reference: dst.String(), Manifest: desc})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Copied %s => %s\nDigest: %s\n", src, dst, desc.Digest)
+			return nil
+		},
+	}
+	of.add(cmd.Flags(), "text", "json")
+	rf.add(cmd.Flags())
+	cmd.Flags().BoolVar(&fromLayout, "from-oci-layout", false, "SRC is an OCI image layout")
+	cmd.Flags().BoolVar(&toLayout, "to-oci-layout", false, "DST is an OCI image layout")
+	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy referrers (signatures, attestations) too")
+	cmd.Flags().IntVar(&concurrency, "concurrency", oras.DefaultConcurrency, "parallel blob copies")
+	return cmd
+}
+
+type inspectResult struct {
+	Reference string             `json:"reference"`
+	Manifest  ocispec.Descriptor `json:"descriptor"`
+	Content   ocispec.Manifest   `json:"manifest"`
+	Config    *modelspec.Config  `json:"config,omitempty"`
+	Files     []inspectFile      `json:"files"`
+}
+
+type inspectFile struct {
+	Path      string `json:"path"`
+	Kind      string `json:"kind"`
+	Format    string `json:"format"`
+	Size      int64  `json:"size"`
+	Mode      string `json:"mode"`
+	Digest    string `json:"digest"`
+	MediaType string `json:"mediaType"`
+}
+
+func newInspectCmd() *cobra.Command {
+	var of outputFlags
+	var rf remoteFlags
+	var layout bool
+	cmd := &cobra.Command{
+		Use:   "inspect REF",
+		Short: "Show a model's manifest, config and files",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := of.check("text", "json"); err != nil {
+				return err
+			}
+			ro, err := rf.options(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			t, err := oras.Open(cmd.Context(), args[0], layout, ro)
+			if err != nil {
+				return err
+			}
+			desc, err := oras.Resolve(cmd.Context(), t, t.Reference)
+			if err != nil {
+				return err
+			}
+			m, _, err := oras.FetchManifest(cmd.Context(), t, desc)
+			if err != nil {
+				return err
+			}
+			res := inspectResult{Reference: t.String(), Manifest: desc, Content: *m}
+			if m.Config.MediaType == modelspec.MediaTypeConfig {
+				if res.Config, err = oras.FetchConfig(cmd.Context(), t, m.Config); err != nil {
+					return err
+				}
+			}
+			entries, err := modelspec.Plan(*m)
+			if err != nil {
+				return err
+			}
+			for _, e := range entries {
+				res.Files = append(res.Files, inspectFile{Path: e.Path, Kind: string(e.Kind), Format: e.Format(),
+					Size: e.Layer.Size, Mode: e.Mode.String(), Digest: e.Layer.Digest.String(), MediaType: e.Layer.MediaType})
+			}
+			if of.format == "json" {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "Reference:     %s\nDigest:        %s\nArtifact type: %s\n", res.Reference, desc.Digest, m.ArtifactType)
+			if c := res.Config; c != nil {
+				d := c.Descriptor
+				fmt.Fprintf(w, "Name:          %s\nVersion:       %s\n", d.Name, d.Version)
+				if d.CreatedAt != nil {
+					fmt.Fprintf(w, "Created:       %s\n", d.CreatedAt.Format(time.RFC3339))
+				}
+				if cc := c.Config; cc != (modelspec.ModelConfig{}) {
+					fmt.Fprintf(w, "Model:         %s %s %s %s %s\n", cc.Architecture, cc.Format, cc.ParamSize, cc.Precision, cc.Quantization)
+				}
+			}
+			fmt.Fprintln(w)
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PATH\tKIND\tSIZE\tMODE\tDIGEST")
+			for _, f := range res.Files {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", f.Path, f.Kind, f.Size, f.Mode, f.Digest)
+			}
+			return tw.Flush()
+		},
+	}
+	of.add(cmd.Flags(), "text", "json")
+	rf.add(cmd.Flags())
+	cmd.Flags().BoolVar(&layout, "oci-layout", false, "REF is an OCI image layout DIR[:TAG|@DIGEST]")
+	return cmd
+}

@@ -1,0 +1,37 @@
+package oras
+
+// Progress reports transfers. The CLI shows bars on a terminal; the library
+// default (nil) reports nothing.
+type Progress interface {
+	// Track starts reporting one transfer of size bytes named name.
+	Track(name string, size int64) Tracker
+}
+
+// Tracker reports the progress of one transfer.
+type Tracker interface {
+	// Add counts n more bytes done.
+	Add(n int64)
+	// Done ends the transfer; status says how ("uploaded", "exists",
+	// "skipped", …) and err is non-nil when it failed.
+	Done(status string, err error)
+}
+
+type noTracker struct{}
+
+func (noTracker) Add(int64)          {}
+func (noTracker) Done(string, error) {}
+
+func track(p Progress, name string, size int64) Tracker {
+	if p == nil {
+		return noTracker{}
+	}
+	return p.Track(name, size)
+}
+
+// countingWriter adds every write to a tracker.
+type countingWriter struct{ t Tracker }
+
+func (w countingWriter) Write(b []byte) (int, error) {
+	w.t.Add(int64(len(b)))
+	return len(b), nil
+}

@@ -1,0 +1,535 @@
+package oras
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+	"oras.land/oras-go/v2/content"
+
+	"github.com/modelattest/modelattest/modelspec"
+)
+
+// MaxManifestBytes bounds a manifest or config read from a registry.
+const MaxManifestBytes = 4 << 20
+
+// ErrIntegrity is wrapped by every error that reports bytes that do not
+// match their descriptor.
+var ErrIntegrity = errors.New("integrity check failed")
+
+// PullOptions are the optional settings of Pull. The zero value pulls every
+// file, four at once, with no progress.
+type PullOptions struct {
+	// Include keeps only files matching these patterns (path.Match syntax on
+	// the path or base name, or "kind:<kind>").
+	Include []string
+	// Concurrency is the number of parallel downloads (0: DefaultConcurrency).
+	Concurrency int
+	// Progress reports each download.
+	Progress Progress
+}
+
+// PulledFile is one file a pull wrote or found in place.
+type PulledFile struct {
+	Path   string        `json:"path"`
+	Digest digest.Digest `json:"digest"`
+	Size   int64         `json:"size"`
+	// Status is "downloaded", "present" (already in the output directory
+	// with the right digest) or "resumed" (verified in the staging area by
+	// an earlier, interrupted pull).
+	Status string `json:"status"`
+}
+
+// PullResult says what a pull did.
+type PullResult struct {
+	Manifest ocispec.Descriptor `json:"manifest"`
+	Files    []PulledFile       `json:"files"`
+}
+
+// FetchManifest reads the image manifest desc from src, refusing one over
+// MaxManifestBytes or whose bytes do not hash to desc.Digest.
+func FetchManifest(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor) (*ocispec.Manifest, []byte, error) {
+	b, err := fetchSmall(ctx, src, desc, "manifest")
+	if err != nil {
+		return nil, nil, err
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
+	}
+	if m.MediaType != "" && m.MediaType != ocispec.MediaTypeImageManifest {
+		return nil, nil, fmt.Errorf("manifest %s: media type %q is not an OCI image manifest", desc.Digest, m.MediaType)
+	}
+	if m.SchemaVersion != 2 {
+		return nil, nil, fmt.Errorf("manifest %s: schemaVersion %d, want 2", desc.Digest, m.SchemaVersion)
+	}
+	return &m, b, nil
+}
+
+func fetchSmall(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, what string) ([]byte, error) {
+	if desc.Size > MaxManifestBytes {
+		return nil, fmt.Errorf("%s %s: %d bytes is over the %d-byte limit", what, desc.Digest, desc.Size, MaxManifestBytes)
+	}
+	if err := desc.Digest.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	b, err := content.FetchAll(ctx, src, desc)
+	if err != nil {
+		if isVerifyErr(err) {
+			return nil, fmt.Errorf("%s %s: %w: %v", what, desc.Digest, ErrIntegrity, err)
+		}
+		return nil, fmt.Errorf("%s %s: %w", what, desc.Digest, err)
+	}
+	return b, nil
+}
+
+func isVerifyErr(err error) bool {
+	return errors.Is(err, content.ErrMismatchedDigest) || errors.Is(err, content.ErrTrailingData) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, content.ErrInvalidDescriptorSize)
+}
+
+// Pull writes the files of the model manifest desc (a digest, resolved
+// once by the caller) into outDir. Every blob is hashed while it streams
+// into a staging folder beside outDir, and nothing is moved into outDir until
+// every blob has been checked: a failed pull leaves outDir as it was. Files
+// already in outDir with the right digest are not downloaded again, nor are
+// blobs an interrupted pull already verified.
+func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, outDir string, opts PullOptions) (*PullResult, error) {
+	m, _, err := FetchManifest(ctx, src, desc)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkConfig(ctx, src, m); err != nil {
+		return nil, err
+	}
+	entries, err := modelspec.Plan(*m)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
+	}
+	if entries, err = modelspec.Filter(entries, opts.Include); err != nil {
+		return nil, err
+	}
+	st, err := openStaging(outDir)
+	if err != nil {
+		return nil, err
+	}
+	defer st.root.Close()
+
+	res := &PullResult{Manifest: desc, Files: make([]PulledFile, len(entries))}
+	var mu sync.Mutex
+	var archiveFiles []stagedFile
+	unpacker, err := modelspec.NewUnpacker(entries)
+	if err != nil {
+		return nil, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(concurrency(opts.Concurrency))
+	for i, e := range entries {
+		g.Go(func() error {
+			if e.Archive() {
+				files, err := st.fetchArchive(gctx, src, e, unpacker, opts.Progress)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				archiveFiles = append(archiveFiles, files...)
+				mu.Unlock()
+				res.Files[i] = PulledFile{Path: e.Path, Digest: e.Layer.Digest, Size: e.Layer.Size, Status: "downloaded"}
+				return nil
+			}
+			status, err := st.fetchRaw(gctx, src, e, opts.Progress)
+			if err != nil {
+				return err
+			}
+			res.Files[i] = PulledFile{Path: e.Path, Digest: e.Layer.Digest, Size: e.Layer.Size, Status: status}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		st.abort()
+		if n := st.kept(); n > 0 {
+			return nil, fmt.Errorf("%w (nothing was written to %s; %d verified blobs kept in %s for a re-run to resume)", err, outDir, n, st.dirOS)
+		}
+		return nil, fmt.Errorf("%w (nothing was written to %s)", err, outDir)
+	}
+	if err := st.commit(entries, res.Files, archiveFiles); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// checkConfig reads a ModelPack config and checks it against the layers:
+// a raw layer's DiffID is its digest.
+func checkConfig(ctx context.Context, src content.Fetcher, m *ocispec.Manifest) error {
+	if m.Config.MediaType != modelspec.MediaTypeConfig {
+		return nil
+	}
+	b, err := fetchSmall(ctx, src, m.Config, "config")
+	if err != nil {
+		return err
+	}
+	cfg, err := modelspec.ParseConfig(b)
+	if err != nil {
+		return err
+	}
+	if len(cfg.ModelFS.DiffIDs) != len(m.Layers) {
+		return fmt.Errorf("config %s: %d diffIds for %d layers", m.Config.Digest, len(cfg.ModelFS.DiffIDs), len(m.Layers))
+	}
+	for i, l := range m.Layers {
+		if strings.HasSuffix(l.MediaType, ".raw") && cfg.ModelFS.DiffIDs[i] != l.Digest {
+			return fmt.Errorf("config %s: diffIds[%d] %s does not match raw layer %s", m.Config.Digest, i, cfg.ModelFS.DiffIDs[i], l.Digest)
+		}
+	}
+	return nil
+}
+
+// staging is the folder beside the output directory where a pull puts
+// verified blobs until all are in. Both live under one os.Root (the output
+// directory's parent), so no name can reach outside it.
+type staging struct {
+	root   *os.Root
+	out    string // output dir, relative to root
+	dir    string // staging dir, relative to root
+	dirOS  string
+	mu     sync.Mutex
+	nblobs int
+}
+
+func openStaging(outDir string) (*staging, error) {
+	abs, err := filepath.Abs(outDir)
+	if err != nil {
+		return nil, err
+	}
+	parent, base := filepath.Dir(abs), filepath.Base(abs)
+	if base == string(filepath.Separator) || base == "." || parent == abs {
+		return nil, fmt.Errorf("output directory %q: must not be a filesystem root", outDir)
+	}
+	if fi, err := os.Lstat(abs); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("output directory %s: not a directory", outDir)
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(parent)
+	if err != nil {
+		return nil, err
+	}
+	st := &staging{root: root, out: base, dir: "." + base + ".modelattest-partial"}
+	st.dirOS = filepath.Join(parent, st.dir)
+	if err := root.MkdirAll(st.dir, 0o700); err != nil {
+		root.Close()
+		return nil, fmt.Errorf("staging folder: %w", err)
+	}
+	return st, nil
+}
+
+func (st *staging) blob(d digest.Digest) string { return st.dir + "/" + d.Encoded() }
+
+// hashIn reports whether name under root is a regular file of the given
+// size and digest.
+func (st *staging) hashIn(name string, d digest.Digest, size int64) bool {
+	fi, err := st.root.Lstat(name)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != size {
+		return false
+	}
+	f, err := st.root.Open(name)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	v := d.Verifier()
+	if _, err := io.Copy(v, f); err != nil {
+		return false
+	}
+	return v.Verified()
+}
+
+func (st *staging) fetchRaw(ctx context.Context, src content.Fetcher, e modelspec.Entry, p Progress) (string, error) {
+	d, size := e.Layer.Digest, e.Layer.Size
+	if d.Algorithm() != digest.SHA256 && d.Algorithm() != digest.SHA512 {
+		return "", fmt.Errorf("layer %q: unsupported digest algorithm %q", e.Path, d.Algorithm())
+	}
+	if ok, err := st.safeDest(e.Path); err == nil && ok && st.hashIn(st.out+"/"+e.Path, d, size) {
+		t := track(p, e.Path, size)
+		t.Add(size)
+		t.Done("present", nil)
+		return "present", nil
+	}
+	status := "resumed"
+	if !st.hashIn(st.blob(d), d, size) {
+		if err := st.download(ctx, src, e, p); err != nil {
+			return "", err
+		}
+		status = "downloaded"
+	} else {
+		t := track(p, e.Path, size)
+		t.Add(size)
+		t.Done(status, nil)
+	}
+	st.mu.Lock()
+	st.nblobs++
+	st.mu.Unlock()
+	return status, nil
+}
+
+func (st *staging) download(ctx context.Context, src content.Fetcher, e modelspec.Entry, p Progress) error {
+	d := e.Layer.Digest
+	part := st.blob(d) + ".part-" + randSuffix()
+	t := track(p, e.Path, e.Layer.Size)
+	err := func() error {
+		rc, err := src.Fetch(ctx, e.Layer)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		f, err := st.root.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		vr := content.NewVerifyReader(rc, e.Layer)
+		_, err = io.Copy(f, io.TeeReader(vr, countingWriter{t}))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		if err := vr.Verify(); err != nil {
+			return err
+		}
+		return st.root.Rename(part, st.blob(d))
+	}()
+	t.Done("downloaded", err)
+	if err != nil {
+		_ = st.root.Remove(part)
+		if isVerifyErr(err) {
+			return fmt.Errorf("layer %q (%s): %w: %v", e.Path, d, ErrIntegrity, err)
+		}
+		return fmt.Errorf("layer %q (%s): %w", e.Path, d, err)
+	}
+	return nil
+}
+
+type stagedFile struct {
+	path string // relative to the output dir
+	name string // relative to root
+	mode fs.FileMode
+}
+
+// fetchArchive streams an archive layer through its verifier into a staging
+// sub-folder. The layer's digest is checked when the stream ends; a bad
+// digest discards everything extracted from it.
+func (st *staging) fetchArchive(ctx context.Context, src content.Fetcher, e modelspec.Entry, u *modelspec.Unpacker, p Progress) ([]stagedFile, error) {
+	dir := st.dir + "/x-" + e.Layer.Digest.Encoded() + "-" + randSuffix()
+	if err := st.root.Mkdir(dir, 0o700); err != nil {
+		return nil, err
+	}
+	t := track(p, e.Path, e.Layer.Size)
+	var files []stagedFile
+	err := func() error {
+		rc, err := src.Fetch(ctx, e.Layer)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		vr := content.NewVerifyReader(rc, e.Layer)
+		in := io.TeeReader(vr, countingWriter{t})
+		err = u.Extract(e, in, func(p string, mode fs.FileMode, size int64, r io.Reader) error {
+			name := dir + "/" + p
+			if err := st.root.MkdirAll(path.Dir(name), 0o700); err != nil {
+				return err
+			}
+			f, err := st.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return err
+			}
+			n, err := io.Copy(f, io.LimitReader(r, size))
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil && n != size {
+				err = io.ErrUnexpectedEOF
+			}
+			files = append(files, stagedFile{path: p, name: name, mode: mode})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		// Read what the tar reader left (padding) so the digest covers it all.
+		if _, err := io.Copy(io.Discard, in); err != nil {
+			return err
+		}
+		return vr.Verify()
+	}()
+	t.Done("downloaded", err)
+	if err != nil {
+		_ = st.root.RemoveAll(dir)
+		if isVerifyErr(err) {
+			return nil, fmt.Errorf("layer %s: %w: %v", e.Layer.Digest, ErrIntegrity, err)
+		}
+		return nil, fmt.Errorf("layer %s: %w", e.Layer.Digest, err)
+	}
+	return files, nil
+}
+
+// safeDest reports whether the output path p can be written without
+// following a symlink: every existing component must be a directory, and
+// the file itself, if there, a regular file.
+func (st *staging) safeDest(p string) (bool, error) {
+	parts := strings.Split(p, "/")
+	cur := st.out
+	for i, c := range parts {
+		cur += "/" + c
+		fi, err := st.root.Lstat(cur)
+		if errors.Is(err, fs.ErrNotExist) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		last := i == len(parts)-1
+		if (!last && !fi.IsDir()) || (last && !fi.Mode().IsRegular()) {
+			return false, fmt.Errorf("%w %q: %s in the output directory is a %s", modelspec.ErrUnsafePath, p, cur, fi.Mode().Type())
+		}
+	}
+	return true, nil
+}
+
+// commit moves every staged file into the output directory, then removes
+// the staging folder.
+func (st *staging) commit(entries []modelspec.Entry, files []PulledFile, archived []stagedFile) error {
+	if err := st.root.MkdirAll(st.out, 0o755); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.Archive() {
+			if _, err := st.safeDest(e.Path); err != nil {
+				return err
+			}
+		}
+	}
+	for _, a := range archived {
+		if _, err := st.safeDest(a.path); err != nil {
+			return err
+		}
+	}
+	// A blob used by several files is copied for all but the last.
+	uses := map[digest.Digest]int{}
+	for i, e := range entries {
+		if !e.Archive() && files[i].Status != "present" {
+			uses[e.Layer.Digest]++
+		}
+	}
+	for i, e := range entries {
+		if e.Archive() {
+			continue
+		}
+		dest := st.out + "/" + e.Path
+		if files[i].Status != "present" {
+			if err := st.root.MkdirAll(path.Dir(dest), 0o755); err != nil {
+				return err
+			}
+			uses[e.Layer.Digest]--
+			var err error
+			if uses[e.Layer.Digest] > 0 {
+				err = st.copy(st.blob(e.Layer.Digest), dest)
+			} else {
+				err = st.root.Rename(st.blob(e.Layer.Digest), dest)
+			}
+			if err != nil {
+				return fmt.Errorf("place %q: %w", e.Path, err)
+			}
+		}
+		if err := st.root.Chmod(dest, e.Mode); err != nil {
+			return err
+		}
+	}
+	for _, a := range archived {
+		dest := st.out + "/" + a.path
+		if err := st.root.MkdirAll(path.Dir(dest), 0o755); err != nil {
+			return err
+		}
+		if err := st.root.Rename(a.name, dest); err != nil {
+			return fmt.Errorf("place %q: %w", a.path, err)
+		}
+		if err := st.root.Chmod(dest, a.mode); err != nil {
+			return err
+		}
+	}
+	return st.root.RemoveAll(st.dir)
+}
+
+func (st *staging) copy(from, to string) error {
+	in, err := st.root.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := to + ".modelattest-tmp"
+	out, err := st.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = st.root.Remove(tmp)
+		return err
+	}
+	return st.root.Rename(tmp, to)
+}
+
+// abort removes partial downloads and archive extractions; verified whole
+// blobs stay for a re-run. An empty staging folder is removed.
+func (st *staging) abort() {
+	ents, err := fs.ReadDir(st.root.FS(), st.dir)
+	if err != nil {
+		return
+	}
+	n := 0
+	for _, e := range ents {
+		name := e.Name()
+		if strings.Contains(name, ".part-") || strings.HasPrefix(name, "x-") {
+			_ = st.root.RemoveAll(st.dir + "/" + name)
+			continue
+		}
+		n++
+	}
+	st.nblobs = n
+	if n == 0 {
+		_ = st.root.Remove(st.dir)
+	}
+}
+
+func (st *staging) kept() int { return st.nblobs }
+
+func randSuffix() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// FetchConfig reads and strictly parses a ModelPack config blob.
+func FetchConfig(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor) (*modelspec.Config, error) {
+	b, err := fetchSmall(ctx, src, desc, "config")
+	if err != nil {
+		return nil, err
+	}
+	return modelspec.ParseConfig(b)
+}

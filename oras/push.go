@@ -1,0 +1,109 @@
+package oras
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+	orasgo "oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/errdef"
+
+	"github.com/modelattest/modelattest/modelspec"
+)
+
+// DefaultConcurrency is how many blobs move at once when an option says 0.
+const DefaultConcurrency = 4
+
+// PushOptions are the optional settings of Push. The zero value packs with
+// the well-known kinds, no metadata and no time stamps (reproducible), four
+// uploads at once, and no progress.
+type PushOptions struct {
+	// Metadata fills the model config's descriptor and config sections.
+	Metadata modelspec.Metadata
+	// Created is the creation time; zero omits every time stamp.
+	Created time.Time
+	// Scan options: kind overrides and exclusions.
+	Scan []modelspec.ScanOption
+	// Annotations are added to the manifest.
+	Annotations map[string]string
+	// Concurrency is the number of parallel uploads (0: DefaultConcurrency).
+	Concurrency int
+	// Progress reports each upload.
+	Progress Progress
+}
+
+// Push packs the model directory dir and stores it in dst, tagging it with
+// ref when ref is not empty. Each file is read once and never whole into
+// memory. It returns the manifest descriptor.
+func Push(ctx context.Context, dst orasgo.Target, ref, dir string, opts PushOptions) (ocispec.Descriptor, error) {
+	files, err := modelspec.Scan(dir, opts.Scan...)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	layers := make([]ocispec.Descriptor, len(files))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(concurrency(opts.Concurrency))
+	for i, f := range files {
+		g.Go(func() error {
+			t := track(opts.Progress, f.Path, f.Size)
+			d, status, err := uploadFile(gctx, dst, f.OSPath, f.Size, t)
+			t.Done(status, err)
+			if err != nil {
+				return fmt.Errorf("layer %q: %w", f.Path, err)
+			}
+			layers[i], err = f.Layer(d, opts.Created)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	art, err := modelspec.NewArtifact(opts.Metadata, opts.Created, layers, opts.Annotations)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	if err := PushArtifact(ctx, dst, ref, art); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	return art.ManifestDesc, nil
+}
+
+// PushArtifact stores a packed artifact's config and manifest (its layers
+// must be there already) and tags it with ref when ref is not empty.
+func PushArtifact(ctx context.Context, dst orasgo.Target, ref string, art *modelspec.Artifact) error {
+	if err := pushIfMissing(ctx, dst, art.ConfigDesc, art.ConfigJSON); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := pushIfMissing(ctx, dst, art.ManifestDesc, art.ManifestJSON); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	if ref != "" {
+		if err := dst.Tag(ctx, art.ManifestDesc, ref); err != nil {
+			return fmt.Errorf("tag %q: %w", ref, err)
+		}
+	}
+	return nil
+}
+
+func pushIfMissing(ctx context.Context, dst content.Storage, desc ocispec.Descriptor, b []byte) error {
+	if ok, err := dst.Exists(ctx, desc); err == nil && ok {
+		return nil
+	}
+	err := dst.Push(ctx, desc, bytes.NewReader(b))
+	if errors.Is(err, errdef.ErrAlreadyExists) {
+		return nil
+	}
+	return err
+}
+
+func concurrency(n int) int {
+	if n <= 0 {
+		return DefaultConcurrency
+	}
+	return n
+}

@@ -1,0 +1,229 @@
+package oras
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	orasgo "oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content/oci"
+	"oras.land/oras-go/v2/registry"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/credentials"
+	"oras.land/oras-go/v2/registry/remote/retry"
+)
+
+// ReferrersMode forces how referrers are listed and indexed.
+type ReferrersMode string
+
+const (
+	// ReferrersAuto detects the Referrers API at run time.
+	ReferrersAuto ReferrersMode = ""
+	// ReferrersAPI uses the OCI 1.1 Referrers API only.
+	ReferrersAPI ReferrersMode = "v1.1-referrers-api"
+	// ReferrersTag uses the sha256-<hex> tag schema only.
+	ReferrersTag ReferrersMode = "v1.1-referrers-tag"
+)
+
+// RemoteOptions says how to reach a registry. The zero value uses HTTPS,
+// the Docker config's credentials and helpers, and retries on 429 and 5xx.
+type RemoteOptions struct {
+	// Username and Password, when set, are used instead of the Docker config.
+	Username, Password string
+	// RegistryConfig is a Docker config file to read credentials from; empty
+	// means the default (~/.docker/config.json or $DOCKER_CONFIG).
+	RegistryConfig string
+	// PlainHTTP talks HTTP instead of HTTPS.
+	PlainHTTP bool
+	// Insecure skips TLS certificate verification.
+	Insecure bool
+	// CAFile adds the PEM certificates in this file to the trusted roots.
+	CAFile string
+	// DistributionSpec forces the Referrers API or the tag schema.
+	DistributionSpec ReferrersMode
+	// HTTPClient replaces the transport entirely (tests, proxies). Retries
+	// are still added around it.
+	HTTPClient *http.Client
+	// UserAgent is sent with every request.
+	UserAgent string
+}
+
+// hostsWithoutReferrersAPI are registries known to lack the Referrers API,
+// or to answer it in ways oras-go treats as hard errors (GHCR: 303 to a
+// rate-limited URL); they use the tag schema up front.
+var hostsWithoutReferrersAPI = map[string]bool{"ghcr.io": true}
+
+// NewRepository connects to the repository named by ref (host/name, tag or
+// digest ignored).
+func NewRepository(ctx context.Context, ref string, opts RemoteOptions) (*remote.Repository, error) {
+	r, err := registry.ParseReference(ref)
+	if err != nil {
+		return nil, fmt.Errorf("reference %q: %w", ref, err)
+	}
+	repo := &remote.Repository{
+		Reference:       registry.Reference{Registry: r.Registry, Repository: r.Repository},
+		PlainHTTP:       opts.PlainHTTP,
+		SkipReferrersGC: true, // GHCR refuses DELETE, immutable tags refuse overwrites of old indexes
+	}
+	base := opts.HTTPClient
+	if base == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		tr.MaxIdleConnsPerHost = 16
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: opts.Insecure} //nolint:gosec // the user asked for --insecure
+		if opts.CAFile != "" {
+			pem, err := os.ReadFile(opts.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("ca file: %w", err)
+			}
+			pool, err := x509.SystemCertPool()
+			if err != nil || pool == nil {
+				pool = x509.NewCertPool()
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("ca file %s: no PEM certificate found", opts.CAFile)
+			}
+			tr.TLSClientConfig.RootCAs = pool
+		}
+		base = &http.Client{Transport: tr}
+	}
+	hc := *base
+	hc.Transport = retry.NewTransport(base.Transport)
+	client := &auth.Client{Client: &hc, Cache: auth.NewCache()}
+	if opts.UserAgent != "" {
+		client.SetUserAgent(opts.UserAgent)
+	} else {
+		client.SetUserAgent("modelattest")
+	}
+	if isLoopback(r.Host()) {
+		// A registry on this machine may have its token service on this
+		// machine too; oras-go blocks loopback realms by default.
+		client.BlockedRealmPrefixes = withoutLoopback(auth.DefaultBlockedRealmPrefixes())
+	}
+	switch {
+	case opts.Username != "" || opts.Password != "":
+		client.Credential = auth.StaticCredential(r.Host(), auth.Credential{Username: opts.Username, Password: opts.Password})
+	default:
+		var store credentials.Store
+		var err error
+		sopts := credentials.StoreOptions{DetectDefaultNativeStore: true}
+		if opts.RegistryConfig != "" {
+			store, err = credentials.NewStore(opts.RegistryConfig, sopts)
+		} else {
+			store, err = credentials.NewStoreFromDocker(sopts)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("registry credentials: %w", err)
+		}
+		client.Credential = credentials.Credential(store)
+	}
+	repo.Client = client
+	switch opts.DistributionSpec {
+	case ReferrersAPI:
+		_ = repo.SetReferrersCapability(true)
+	case ReferrersTag:
+		_ = repo.SetReferrersCapability(false)
+	case ReferrersAuto:
+		if hostsWithoutReferrersAPI[r.Registry] {
+			_ = repo.SetReferrersCapability(false)
+		}
+	default:
+		return nil, fmt.Errorf("distribution spec %q: want %s or %s", opts.DistributionSpec, ReferrersAPI, ReferrersTag)
+	}
+	return repo, nil
+}
+
+func isLoopback(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && a.IsLoopback()
+}
+
+func withoutLoopback(ps []netip.Prefix) []netip.Prefix {
+	out := ps[:0]
+	for _, p := range ps {
+		if !p.Addr().IsLoopback() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Target is what push, pull, copy and discover work on: a remote
+// repository or an OCI layout, with the reference inside it.
+type Target struct {
+	orasgo.GraphTarget
+	// Reference is the tag or digest given, or "" for none.
+	Reference string
+	// Name describes the target for messages: the repository or layout path.
+	Name string
+}
+
+// OpenLayout opens (creating it if needed) an OCI image layout. ref is
+// "DIR", "DIR:TAG" or "DIR@DIGEST".
+func OpenLayout(ref string) (*Target, error) {
+	dir, reference := splitLayoutRef(ref)
+	store, err := oci.New(dir)
+	if err != nil {
+		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+	}
+	return &Target{GraphTarget: store, Reference: reference, Name: dir}, nil
+}
+
+func splitLayoutRef(ref string) (dir, reference string) {
+	if i := strings.LastIndex(ref, "@"); i > 0 {
+		return ref[:i], ref[i+1:]
+	}
+	// A tag follows the last colon, unless that colon belongs to a Windows
+	// drive or a path component.
+	if i := strings.LastIndex(ref, ":"); i > 1 && !strings.ContainsAny(ref[i+1:], `/\`) {
+		return ref[:i], ref[i+1:]
+	}
+	return ref, ""
+}
+
+// OpenRemote connects to a remote repository named by "host/repo[:tag|@digest]".
+func OpenRemote(ctx context.Context, ref string, opts RemoteOptions) (*Target, error) {
+	r, err := registry.ParseReference(ref)
+	if err != nil {
+		return nil, fmt.Errorf("reference %q: %w", ref, err)
+	}
+	repo, err := NewRepository(ctx, ref, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Target{GraphTarget: repo, Reference: r.Reference, Name: r.Registry + "/" + r.Repository}, nil
+}
+
+// Open opens ref as an OCI layout when layout is true, a remote repository
+// otherwise.
+func Open(ctx context.Context, ref string, layout bool, opts RemoteOptions) (*Target, error) {
+	if layout {
+		return OpenLayout(ref)
+	}
+	return OpenRemote(ctx, ref, opts)
+}
+
+// String names the target and its reference.
+func (t *Target) String() string {
+	if t.Reference == "" {
+		return t.Name
+	}
+	if strings.Contains(t.Reference, ":") {
+		return t.Name + "@" + t.Reference
+	}
+	return t.Name + ":" + t.Reference
+}

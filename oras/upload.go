@@ -1,0 +1,235 @@
+package oras
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/errcode"
+)
+
+// uploadFile stores the file at p (size bytes) in dst and returns its
+// digest. On a remote repository the file is read once: it is hashed while
+// it streams up in a chunked upload, and the digest is given only in the
+// closing PUT. Elsewhere it is hashed first, then pushed if missing.
+func uploadFile(ctx context.Context, dst content.Storage, p string, size int64, t Tracker) (digest.Digest, string, error) {
+	if repo, ok := dst.(*remote.Repository); ok {
+		d, err := streamUpload(ctx, repo, p, size, t)
+		return d, "uploaded", err
+	}
+	d, err := hashFile(p, size)
+	if err != nil {
+		return "", "", err
+	}
+	desc := ocispec.Descriptor{MediaType: "application/octet-stream", Digest: d, Size: size}
+	if ok, err := dst.Exists(ctx, desc); err == nil && ok {
+		t.Add(size)
+		return d, "exists", nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return "", "", err
+	}
+	defer f.Close()
+	r := io.TeeReader(io.LimitReader(f, size), countingWriter{t})
+	if err := dst.Push(ctx, desc, r); err != nil && !errors.Is(err, errdef.ErrAlreadyExists) {
+		return "", "", err
+	}
+	return d, "uploaded", nil
+}
+
+func hashFile(p string, size int64) (digest.Digest, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", err
+	}
+	if n != size {
+		return "", fmt.Errorf("%s: size changed while packing (%d, then %d bytes)", p, size, n)
+	}
+	return digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(h.Sum(nil))), nil
+}
+
+// streamUpload runs POST, one PATCH carrying the whole file, and PUT with
+// the digest computed on the way. A failure restarts the upload from the
+// first byte with a fresh hash, at most three times.
+func streamUpload(ctx context.Context, repo *remote.Repository, p string, size int64, t Tracker) (digest.Digest, error) {
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		d, sent, err := streamUploadOnce(ctx, repo, p, size, t)
+		if err == nil {
+			return d, nil
+		}
+		t.Add(-sent)
+		lastErr = err
+		var ec *errcode.ErrorResponse
+		if errors.As(err, &ec) && ec.StatusCode < 500 && ec.StatusCode != http.StatusTooManyRequests && ec.StatusCode != http.StatusUnauthorized {
+			break // the registry refused this blob; asking again will not change its mind
+		}
+	}
+	return "", fmt.Errorf("upload %s: %w", p, lastErr)
+}
+
+type hashingReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+	t Tracker
+}
+
+func (hr *hashingReader) Read(b []byte) (int, error) {
+	n, err := hr.r.Read(b)
+	if n > 0 {
+		hr.h.Write(b[:n])
+		hr.n += int64(n)
+		hr.t.Add(int64(n))
+	}
+	return n, err
+}
+
+func streamUploadOnce(ctx context.Context, repo *remote.Repository, p string, size int64, t Tracker) (digest.Digest, int64, error) {
+	ctx = auth.AppendRepositoryScope(ctx, repo.Reference, auth.ActionPull, auth.ActionPush)
+	scheme := "https"
+	if repo.PlainHTTP {
+		scheme = "http"
+	}
+	start := &url.URL{Scheme: scheme, Host: repo.Reference.Host(), Path: "/v2/" + repo.Reference.Repository + "/blobs/uploads/"}
+	client := repo.Client
+	if client == nil {
+		client = auth.DefaultClient
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, start.String(), nil)
+	if err != nil {
+		return "", 0, err
+	}
+	resp, err := doExpect(client, req, http.StatusAccepted)
+	if err != nil {
+		return "", 0, err
+	}
+	loc, err := uploadLocation(resp, req.URL)
+	if err != nil {
+		return "", 0, err
+	}
+	authz := resp.Request.Header.Get("Authorization")
+
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	hr := &hashingReader{r: io.LimitReader(f, size), h: sha256.New(), t: t}
+	if size > 0 {
+		req, err = http.NewRequestWithContext(ctx, http.MethodPatch, loc.String(), hr)
+		if err != nil {
+			return "", 0, err
+		}
+		req.ContentLength = size
+		req.Header.Set("Content-Type", "application/octet-stream")
+		req.Header.Set("Content-Range", fmt.Sprintf("0-%d", size-1))
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
+		if resp, err = doExpect(client, req, http.StatusAccepted, http.StatusNoContent); err != nil {
+			return "", hr.n, err
+		}
+		if loc, err = uploadLocation(resp, req.URL); err != nil {
+			return "", hr.n, err
+		}
+	}
+	if hr.n != size {
+		return "", hr.n, fmt.Errorf("%s: size changed while uploading (%d, then %d bytes)", p, size, hr.n)
+	}
+	d := digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(hr.h.Sum(nil)))
+	q := loc.Query()
+	q.Set("digest", d.String())
+	loc.RawQuery = q.Encode()
+	req, err = http.NewRequestWithContext(ctx, http.MethodPut, loc.String(), http.NoBody)
+	if err != nil {
+		return "", hr.n, err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	if _, err = doExpect(client, req, http.StatusCreated); err != nil {
+		return "", hr.n, err
+	}
+	return d, hr.n, nil
+}
+
+// uploadLocation resolves the Location of an upload session and refuses one
+// on another host or scheme: credentials must not follow it elsewhere.
+func uploadLocation(resp *http.Response, reqURL *url.URL) (*url.URL, error) {
+	raw := resp.Header.Get("Location")
+	if raw == "" {
+		return nil, fmt.Errorf("registry gave no upload Location")
+	}
+	loc, err := reqURL.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("upload Location %q: %w", raw, err)
+	}
+	if loc.Hostname() != reqURL.Hostname() || effectivePort(loc) != effectivePort(reqURL) {
+		return nil, fmt.Errorf("upload Location %q is on another host than %q", loc.Host, reqURL.Host)
+	}
+	if reqURL.Scheme == "https" && loc.Scheme != "https" {
+		return nil, fmt.Errorf("upload Location %q downgrades from https", loc.Host)
+	}
+	return loc, nil
+}
+
+func effectivePort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
+}
+
+// doExpect sends req and returns the response, its body drained and closed,
+// when the status is one of want; otherwise the registry's error reply as an
+// *errcode.ErrorResponse.
+func doExpect(client remote.Client, req *http.Request, want ...int) (*http.Response, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	for _, w := range want {
+		if resp.StatusCode == w {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+			return resp, nil
+		}
+	}
+	e := &errcode.ErrorResponse{Method: req.Method, URL: req.URL, StatusCode: resp.StatusCode}
+	var body struct {
+		Errors errcode.Errors `json:"errors"`
+	}
+	if b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16)); len(b) > 0 && json.Unmarshal(b, &body) == nil {
+		e.Errors = body.Errors
+	}
+	return nil, e
+}
