@@ -27,6 +27,9 @@ import (
 // it streams up in a chunked upload, and the digest is given only in the
 // closing PUT. Elsewhere it is hashed first, then pushed if missing.
 func uploadFile(ctx context.Context, dst content.Storage, p string, size int64, t Tracker) (digest.Digest, string, error) {
+	if t, ok := dst.(*Target); ok {
+		dst = t.GraphTarget
+	}
 	if repo, ok := dst.(*remote.Repository); ok {
 		d, err := streamUpload(ctx, repo, p, size, t)
 		return d, "uploaded", err

@@ -1,0 +1,107 @@
+package regtest
+
+import (
+	"bytes"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Proxy is a reverse proxy in front of a real registry that counts requests
+// and can fault or tamper with them: it stands for a hostile registry or a
+// man in the middle.
+type Proxy struct {
+	// Host is the proxy's host:port.
+	Host string
+
+	mu     sync.Mutex
+	counts map[string]int
+	// Fault, when set, may answer a request itself (a status code other
+	// than 0) instead of passing it on.
+	fault func(r *http.Request) int
+	// Tamper, when set, may rewrite a response body.
+	tamper func(r *http.Request, body []byte) []byte
+}
+
+// NewProxy starts a proxy in front of the registry at host.
+func NewProxy(t testing.TB, host string) *Proxy {
+	t.Helper()
+	p := &Proxy{counts: map[string]int{}}
+	target, _ := url.Parse("http://" + host)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		p.mu.Lock()
+		tamper := p.tamper
+		p.mu.Unlock()
+		if tamper == nil || resp.Request.Method != http.MethodGet {
+			return nil
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		body = tamper(resp.Request, body)
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		resp.ContentLength = int64(len(body))
+		resp.Header.Del("Content-Length")
+		return nil
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.counts[r.Method+" "+r.URL.Path]++
+		fault := p.fault
+		p.mu.Unlock()
+		if fault != nil {
+			if code := fault(r); code != 0 {
+				w.WriteHeader(code)
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p.Host = strings.TrimPrefix(srv.URL, "http://")
+	return p
+}
+
+// SetFault sets (or with nil clears) the fault function.
+func (p *Proxy) SetFault(f func(r *http.Request) int) {
+	p.mu.Lock()
+	p.fault = f
+	p.mu.Unlock()
+}
+
+// SetTamper sets (or with nil clears) the tamper function.
+func (p *Proxy) SetTamper(f func(r *http.Request, body []byte) []byte) {
+	p.mu.Lock()
+	p.tamper = f
+	p.mu.Unlock()
+}
+
+// Count is how many requests with this method and path prefix came in.
+func (p *Proxy) Count(method, pathPrefix string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for k, v := range p.counts {
+		if strings.HasPrefix(k, method+" "+pathPrefix) {
+			n += v
+		}
+	}
+	return n
+}
+
+// Reset forgets the counts.
+func (p *Proxy) Reset() {
+	p.mu.Lock()
+	p.counts = map[string]int{}
+	p.mu.Unlock()
+}
