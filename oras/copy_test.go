@@ -50,7 +50,7 @@ func TestReferrersAPIAndTagSchema(t *testing.T) {
 	host := regtest.Embedded(t, "")
 	for _, mode := range []oras.ReferrersMode{oras.ReferrersAPI, oras.ReferrersTag} {
 		t.Run(string(mode), func(t *testing.T) {
-			tgt := remote(t, host, "models/"+string(mode[5:]), mode)
+			tgt := openRemote(t, host, "models/"+string(mode[5:]), mode)
 			model := push(t, tgt, regtest.ModelDir(t, 10))
 			sig := attach(t, tgt, model, "application/vnd.example.sig", "sig")
 			att := attach(t, tgt, model, "application/vnd.example.att", "att")
@@ -88,7 +88,7 @@ func TestReferrersAPIAndTagSchema(t *testing.T) {
 
 func TestCopyWithReferrersThroughAirGap(t *testing.T) {
 	ctx := context.Background()
-	src := remote(t, regtest.Embedded(t, ""), "models/tiny", "")
+	src := openRemote(t, regtest.Embedded(t, ""), "models/tiny", "")
 	model := regtest.ModelDir(t, 64<<10)
 	desc := push(t, src, model)
 	sig := attach(t, src, desc, "application/vnd.example.sig", "sig")
@@ -100,7 +100,7 @@ func TestCopyWithReferrersThroughAirGap(t *testing.T) {
 	if err := oras.Copy(ctx, src, desc, lay, "v1", oras.CopyOptions{Referrers: true}); err != nil {
 		t.Fatal(err)
 	}
-	dst := remote(t, regtest.Embedded(t, ""), "mirror/tiny", oras.ReferrersTag)
+	dst := openRemote(t, regtest.Embedded(t, ""), "mirror/tiny", oras.ReferrersTag)
 	ldesc, err := oras.Resolve(ctx, lay, "v1")
 	if err != nil {
 		t.Fatal(err)

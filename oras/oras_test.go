@@ -24,7 +24,7 @@ import (
 
 var created = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 
-func remote(t *testing.T, host, repo string, mode oras.ReferrersMode) *oras.Target {
+func openRemote(t *testing.T, host, repo string, mode oras.ReferrersMode) *oras.Target {
 	t.Helper()
 	tgt, err := oras.OpenRemote(context.Background(), host+"/"+repo, oras.RemoteOptions{PlainHTTP: true, DistributionSpec: mode})
 	if err != nil {
@@ -53,7 +53,7 @@ func push(t *testing.T, dst orasgo.Target, dir string) ocispec.Descriptor {
 
 func TestRoundTrip(t *testing.T) {
 	targets := map[string]func(t *testing.T) *oras.Target{
-		"embedded registry": func(t *testing.T) *oras.Target { return remote(t, regtest.Embedded(t, ""), "models/tiny", "") },
+		"embedded registry": func(t *testing.T) *oras.Target { return openRemote(t, regtest.Embedded(t, ""), "models/tiny", "") },
 		"oci layout":        layout,
 	}
 	for name, open := range targets {
@@ -89,7 +89,7 @@ func TestRoundTrip(t *testing.T) {
 func TestPullSkipsFilesAlreadyPresent(t *testing.T) {
 	ctx := context.Background()
 	proxy := regtest.NewProxy(t, regtest.Embedded(t, ""))
-	tgt := remote(t, proxy.Host, "models/tiny", "")
+	tgt := openRemote(t, proxy.Host, "models/tiny", "")
 	model := regtest.ModelDir(t, 4096)
 	desc := push(t, tgt, model)
 	out := filepath.Join(t.TempDir(), "out")
@@ -173,7 +173,7 @@ func TestPullRefusesTamperedBlobs(t *testing.T) {
 	for name, tamper := range tests {
 		t.Run(name, func(t *testing.T) {
 			proxy := regtest.NewProxy(t, regtest.Embedded(t, ""))
-			tgt := remote(t, proxy.Host, "models/tiny", "")
+			tgt := openRemote(t, proxy.Host, "models/tiny", "")
 			desc := push(t, tgt, model)
 			proxy.SetTamper(func(r *http.Request, body []byte) []byte {
 				if strings.HasSuffix(r.URL.Path, weightsPath) {
@@ -197,7 +197,7 @@ func TestPullRefusesTamperedBlobs(t *testing.T) {
 func TestPullRefusesTamperedManifestAndConfig(t *testing.T) {
 	model := regtest.ModelDir(t, 100)
 	proxy := regtest.NewProxy(t, regtest.Embedded(t, ""))
-	tgt := remote(t, proxy.Host, "models/tiny", "")
+	tgt := openRemote(t, proxy.Host, "models/tiny", "")
 	desc := push(t, tgt, model)
 	m, _, err := oras.FetchManifest(context.Background(), tgt, desc)
 	if err != nil {
@@ -328,7 +328,7 @@ func TestPullRefusesOversizedManifest(t *testing.T) {
 func TestPullResumesAfterFailure(t *testing.T) {
 	ctx := context.Background()
 	proxy := regtest.NewProxy(t, regtest.Embedded(t, ""))
-	tgt := remote(t, proxy.Host, "models/tiny", "")
+	tgt := openRemote(t, proxy.Host, "models/tiny", "")
 	model := regtest.ModelDir(t, 256<<10)
 	desc := push(t, tgt, model)
 	weights, _ := os.ReadFile(filepath.Join(model, "model.safetensors"))
