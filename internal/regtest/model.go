@@ -110,3 +110,18 @@ func Entries(t testing.TB, dir string) []string {
 	}
 	return names
 }
+
+// SameContent fails the test unless dirs a and b hold the same files with
+// the same bytes (modes are not compared: other tools do not keep them).
+func SameContent(t testing.TB, a, b string) {
+	t.Helper()
+	ta, tb := Tree(t, a), Tree(t, b)
+	if len(ta) != len(tb) {
+		t.Fatalf("%s has %d files, %s has %d", a, len(ta), b, len(tb))
+	}
+	for i := range ta {
+		if ta[i].Path != tb[i].Path || ta[i].Data != tb[i].Data {
+			t.Fatalf("file %d differs: %s (%d bytes) vs %s (%d bytes)", i, ta[i].Path, len(ta[i].Data), tb[i].Path, len(tb[i].Data))
+		}
+	}
+}

@@ -180,3 +180,12 @@ func Lines(s string) []string {
 	}
 	return out
 }
+
+// RunIn runs a command in dir and returns its combined output and error.
+func RunIn(dir, name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}

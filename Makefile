@@ -1,0 +1,91 @@
+# modelattest — build, test and demo. Every tool the tests need is installed
+# here, pinned, through the Go module proxy, into .tools/bin.
+
+GO       ?= go
+TOOLS    := $(CURDIR)/.tools
+BIN      := $(CURDIR)/bin
+export MODELATTEST_TOOLS := $(TOOLS)/bin
+
+ORAS_VERSION         := v1.3.6
+DISTRIBUTION_VERSION := v3.1.2
+CONFORMANCE_VERSION  := v0.0.0-20260831232431-97274622c111
+COSIGN2_VERSION      := v2.6.5
+COSIGN3_VERSION      := v3.1.3
+CRANE_VERSION        := v0.20.7
+
+GOTEST_FLAGS ?= -count=1 -timeout 30m
+FUZZTIME     ?= 30s
+
+.PHONY: all build test unit lint tools demo bench clean help
+
+all: build
+
+help:
+	@echo "make demo   - start the embedded registry, pack, push, inspect, pull back and compare a small model"
+	@echo "make test   - install the pinned peer tools, then run every test (unit, integration, interop, conformance)"
+	@echo "make unit   - the tests that need no peer tool"
+	@echo "make bench  - push/pull benchmarks against oras on a local distribution registry"
+	@echo "make lint   - gofmt, go vet, go mod tidy check"
+	@echo "make tools  - install oras, distribution, the OCI conformance suite, cosign v2/v3, crane"
+
+build:
+	$(GO) build -o $(BIN)/modelattest ./cmd/modelattest
+
+# Each tool is installed once per pinned version: the stamp names the version.
+$(TOOLS)/stamps/oras-$(ORAS_VERSION):
+	GOBIN=$(TOOLS)/bin $(GO) install oras.land/oras/cmd/oras@$(ORAS_VERSION)
+	@mkdir -p $(@D) && touch $@
+
+$(TOOLS)/stamps/registry-$(DISTRIBUTION_VERSION):
+	GOBIN=$(TOOLS)/bin $(GO) install github.com/distribution/distribution/v3/cmd/registry@$(DISTRIBUTION_VERSION)
+	@mkdir -p $(@D) && touch $@
+
+$(TOOLS)/stamps/conformance-$(CONFORMANCE_VERSION):
+	GOBIN=$(TOOLS)/bin $(GO) install github.com/opencontainers/distribution-spec/conformance@$(CONFORMANCE_VERSION)
+	@mkdir -p $(@D) && touch $@
+
+$(TOOLS)/stamps/cosign-$(COSIGN2_VERSION):
+	GOBIN=$(TOOLS)/cosign-v2 $(GO) install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN2_VERSION)
+	cp $(TOOLS)/cosign-v2/cosign $(TOOLS)/bin/cosign-v2
+	@mkdir -p $(@D) && touch $@
+
+$(TOOLS)/stamps/cosign-$(COSIGN3_VERSION):
+	GOBIN=$(TOOLS)/cosign-v3 $(GO) install github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN3_VERSION)
+	cp $(TOOLS)/cosign-v3/cosign $(TOOLS)/bin/cosign-v3
+	@mkdir -p $(@D) && touch $@
+
+$(TOOLS)/stamps/crane-$(CRANE_VERSION):
+	GOBIN=$(TOOLS)/bin $(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
+	@mkdir -p $(@D) && touch $@
+
+TOOL_STAMPS := \
+	$(TOOLS)/stamps/oras-$(ORAS_VERSION) \
+	$(TOOLS)/stamps/registry-$(DISTRIBUTION_VERSION) \
+	$(TOOLS)/stamps/conformance-$(CONFORMANCE_VERSION) \
+	$(TOOLS)/stamps/cosign-$(COSIGN2_VERSION) \
+	$(TOOLS)/stamps/cosign-$(COSIGN3_VERSION) \
+	$(TOOLS)/stamps/crane-$(CRANE_VERSION)
+
+tools: $(TOOL_STAMPS)
+
+# The whole suite: unit tests, integration against real registries, interop
+# with the real peer CLIs, and the OCI conformance suite.
+test: tools
+	$(GO) test $(GOTEST_FLAGS) ./...
+
+unit:
+	$(GO) test $(GOTEST_FLAGS) ./modelspec/... ./oras/... ./registry/... ./cmd/...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+
+demo: build
+	./scripts/demo.sh $(BIN)/modelattest
+
+bench: tools build
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./integration/ | tee bench.out
+
+clean:
+	rm -rf $(BIN) bench.out
