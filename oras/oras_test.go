@@ -370,3 +370,52 @@ func TestPullResumesAfterFailure(t *testing.T) {
 		t.Fatalf("staging left after success: %v", got)
 	}
 }
+
+func TestPushSkipsUnchangedFilesTheRegistryHas(t *testing.T) {
+	ctx := context.Background()
+	proxy := regtest.NewProxy(t, regtest.Embedded(t, ""))
+	tgt := openRemote(t, proxy.Host, "models/tiny", "")
+	model := regtest.ModelDir(t, 40<<20) // big enough to stream
+	opts := oras.PushOptions{Created: created, DigestCacheDir: t.TempDir()}
+	first, err := oras.Push(ctx, tgt, "v1", model, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := proxy.Count("PATCH", "/v2/models/tiny/blobs/uploads/"); n != 1 {
+		t.Errorf("%d streamed uploads on the first push, want 1 (the weights)", n)
+	}
+	proxy.Reset()
+	second, err := oras.Push(ctx, tgt, "v1", model, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Digest != second.Digest {
+		t.Fatalf("digests differ: %s, %s", first.Digest, second.Digest)
+	}
+	if n := proxy.Count("POST", "/v2/"); n != 0 {
+		t.Errorf("%d uploads started on an unchanged re-push, want 0", n)
+	}
+	if n := proxy.Count("HEAD", "/v2/models/tiny/blobs/"); n < 6 {
+		t.Errorf("%d existence checks, want one per file", n)
+	}
+
+	// Change a file in place and put its mtime back: ctime still moves, so
+	// the file is read and uploaded again.
+	p := filepath.Join(model, "README.md")
+	fi, _ := os.Stat(p)
+	if err := os.WriteFile(p, []byte("# changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(p, fi.ModTime(), fi.ModTime())
+	proxy.Reset()
+	third, err := oras.Push(ctx, tgt, "v1", model, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Digest == first.Digest {
+		t.Fatal("a changed file kept the manifest digest: the cache was trusted over the file")
+	}
+	if n := proxy.Count("POST", "/v2/models/tiny/blobs/uploads/"); n != 2 { // README.md and the new config
+		t.Errorf("%d uploads after one change, want 2", n)
+	}
+}

@@ -17,7 +17,7 @@ import (
 )
 
 // DefaultConcurrency is how many blobs move at once when an option says 0.
-const DefaultConcurrency = 4
+const DefaultConcurrency = 8
 
 // PushOptions are the optional settings of Push. The zero value packs with
 // the well-known kinds, no metadata and no time stamps (reproducible), four
@@ -35,6 +35,11 @@ type PushOptions struct {
 	Concurrency int
 	// Progress reports each upload.
 	Progress Progress
+	// DigestCacheDir, when set, is a folder where the digest of each pushed
+	// file is remembered by its inode, size and times, so a later push of
+	// the unchanged file skips a blob the registry already has without
+	// reading it. Empty: no cache.
+	DigestCacheDir string
 }
 
 // Push packs the model directory dir and stores it in dst, tagging it with
@@ -46,12 +51,13 @@ func Push(ctx context.Context, dst orasgo.Target, ref, dir string, opts PushOpti
 		return ocispec.Descriptor{}, err
 	}
 	layers := make([]ocispec.Descriptor, len(files))
+	cache := newDigestCache(opts.DigestCacheDir)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(concurrency(opts.Concurrency))
 	for i, f := range files {
 		g.Go(func() error {
 			t := track(opts.Progress, f.Path, f.Size)
-			d, status, err := uploadFile(gctx, dst, f.OSPath, f.Size, t)
+			d, status, err := uploadFile(gctx, dst, f.OSPath, f.Size, cache, t)
 			t.Done(status, err)
 			if err != nil {
 				return fmt.Errorf("layer %q: %w", f.Path, err)

@@ -22,26 +22,48 @@ import (
 	"oras.land/oras-go/v2/registry/remote/errcode"
 )
 
+// smallBlob is the size up to which a file is hashed first and sent in one
+// monolithic PUT: two requests instead of three, and the second read comes
+// from the page cache. Bigger files stream once, hashed on the way.
+const smallBlob = 32 << 20
+
 // uploadFile stores the file at p (size bytes) in dst and returns its
-// digest. On a remote repository the file is read once: it is hashed while
-// it streams up in a chunked upload, and the digest is given only in the
-// closing PUT. Elsewhere it is hashed first, then pushed if missing.
-func uploadFile(ctx context.Context, dst content.Storage, p string, size int64, t Tracker) (digest.Digest, string, error) {
+// digest and what happened ("uploaded", "exists"). On a remote repository a
+// big file is read once: it is hashed while it streams up in a chunked
+// upload, and the digest is given only in the closing PUT. A digest the
+// cache remembers for this very file (same inode, size and times) lets an
+// existing blob be skipped without reading the file.
+func uploadFile(ctx context.Context, dst content.Storage, p string, size int64, cache *digestCache, t Tracker) (digest.Digest, string, error) {
 	if t, ok := dst.(*Target); ok {
 		dst = t.GraphTarget
 	}
-	if repo, ok := dst.(*remote.Repository); ok {
+	key := cache.key(p)
+	if d := cache.get(key); d != "" {
+		desc := ocispec.Descriptor{MediaType: "application/octet-stream", Digest: d, Size: size}
+		if ok, err := dst.Exists(ctx, desc); err == nil && ok {
+			t.Add(size)
+			return d, "exists", nil
+		}
+	}
+	repo, isRemote := dst.(*remote.Repository)
+	if isRemote && size > smallBlob {
 		d, err := streamUpload(ctx, repo, p, size, t)
+		if err == nil {
+			cache.put(key, d)
+		}
 		return d, "uploaded", err
 	}
 	d, err := hashFile(p, size)
 	if err != nil {
 		return "", "", err
 	}
+	cache.put(key, d)
 	desc := ocispec.Descriptor{MediaType: "application/octet-stream", Digest: d, Size: size}
-	if ok, err := dst.Exists(ctx, desc); err == nil && ok {
-		t.Add(size)
-		return d, "exists", nil
+	if !isRemote { // a local store: checking is free
+		if ok, err := dst.Exists(ctx, desc); err == nil && ok {
+			t.Add(size)
+			return d, "exists", nil
+		}
 	}
 	f, err := os.Open(p)
 	if err != nil {
@@ -227,6 +249,11 @@ func doExpect(client remote.Client, req *http.Request, want ...int) (*http.Respo
 			return resp, nil
 		}
 	}
+	return doExpectResp(resp, req)
+}
+
+// doExpectResp reads a registry error reply.
+func doExpectResp(resp *http.Response, req *http.Request) (*http.Response, error) {
 	e := &errcode.ErrorResponse{Method: req.Method, URL: req.URL, StatusCode: resp.StatusCode}
 	var body struct {
 		Errors errcode.Errors `json:"errors"`

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,6 +25,7 @@ type packFlags struct {
 	excludes    []string
 	annotations []string
 	concurrency int
+	digestCache string
 }
 
 func (f *packFlags) add(fs *pflag.FlagSet) {
@@ -45,6 +47,15 @@ func (f *packFlags) add(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.excludes, "exclude", nil, "leave out files matching GLOB")
 	fs.StringArrayVarP(&f.annotations, "annotation", "a", nil, "KEY=VALUE manifest annotation")
 	fs.IntVar(&f.concurrency, "concurrency", oras.DefaultConcurrency, "parallel uploads")
+	fs.StringVar(&f.digestCache, "digest-cache", defaultDigestCache(), "folder remembering file digests so unchanged files already in the registry are skipped unread (\"\" disables)")
+}
+
+func defaultDigestCache() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "modelattest", "digests")
 }
 
 func (f *packFlags) options(cmd *cobra.Command) (oras.PushOptions, error) {
@@ -87,6 +98,7 @@ func (f *packFlags) options(cmd *cobra.Command) (oras.PushOptions, error) {
 		o.Annotations[k] = v
 	}
 	o.Concurrency = f.concurrency
+	o.DigestCacheDir = f.digestCache
 	return o, nil
 }
 
