@@ -15,7 +15,7 @@ import (
 const MaxReferrerDepth = 8
 
 // CopyOptions are the optional settings of Copy. The zero value copies the
-// model alone, four blobs at once.
+// model alone, eight blobs at once.
 type CopyOptions struct {
 	// Referrers copies the referrers (signatures, attestations) too, and
 	// theirs, up to MaxReferrerDepth levels.

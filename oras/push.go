@@ -20,7 +20,7 @@ import (
 const DefaultConcurrency = 8
 
 // PushOptions are the optional settings of Push. The zero value packs with
-// the well-known kinds, no metadata and no time stamps (reproducible), four
+// the well-known kinds, no metadata and no time stamps (reproducible), eight
 // uploads at once, and no progress.
 type PushOptions struct {
 	// Metadata fills the model config's descriptor and config sections.
