@@ -283,7 +283,7 @@ func (s *Server) putManifest(w *statusWriter, r *http.Request, repo, ref string)
 		return
 	}
 	if int64(len(body)) > s.cfg.MaxManifestBytes {
-		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnknown.WithMessage("manifest too big").WithDetail(
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeManifestInvalid.WithMessage("manifest too big").WithDetail(
 			fmt.Sprintf("a manifest may be at most %d bytes", s.cfg.MaxManifestBytes)))
 		return
 	}
