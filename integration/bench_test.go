@@ -8,7 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,13 @@ import (
 //	make bench   # go test -run '^$' -bench Transfer -benchtime 1x ./integration/
 //
 // MODELATTEST_BENCH_BIG sets the big file's size in bytes (default 2 GiB).
+// MODELATTEST_BENCH_DIR puts the files, the registry's storage and the pulled
+// output in that folder (default: the test's temp dir); point it at a tmpfs
+// such as /dev/shm to measure the clients rather than the disk.
+//
+// Peak RSS is the client's VmHWM, read from /proc while it runs: the
+// rusage of a child started by a Go program reports at least the parent's
+// RSS (the child is cloned from it before exec), so it cannot be used.
 
 type benchCase struct {
 	name  string
@@ -72,20 +80,68 @@ func runMeasured(b *testing.B, dir, name string, args ...string) (time.Duration,
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+b.TempDir(), "DOCKER_CONFIG="+b.TempDir())
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var hwm atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+		for {
+			if v := vmHWM(status); v > hwm.Load() {
+				hwm.Store(v)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	err := cmd.Wait()
+	took := time.Since(start)
+	close(done)
+	if err != nil {
 		b.Fatalf("%s %v: %v", filepath.Base(name), args, err)
 	}
-	took := time.Since(start)
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return took, ru.Maxrss * 1024 // Linux reports KiB
+	return took, hwm.Load()
+}
+
+// vmHWM reads a process's peak resident set size in bytes.
+func vmHWM(statusFile string) int64 {
+	b, err := os.ReadFile(statusFile)
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func benchDir(b *testing.B) string {
+	b.Helper()
+	base := os.Getenv("MODELATTEST_BENCH_DIR")
+	if base == "" {
+		return b.TempDir()
+	}
+	d, err := os.MkdirTemp(base, "bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(d) })
+	return d
 }
 
 func BenchmarkTransfer(b *testing.B) {
 	oras := regtest.Tool(b, "oras")
 	for _, bc := range benchCases() {
-		src := b.TempDir()
+		src := benchDir(b)
 		total := writeBenchFiles(b, src, bc.files)
 		var names []string
 		for p := range bc.files {
@@ -118,9 +174,9 @@ func BenchmarkTransfer(b *testing.B) {
 					var rss int64
 					for i := 0; i < b.N; i++ {
 						b.StopTimer()
-						host := regtest.Distribution(b, "")
+						host := regtest.DistributionAt(b, benchDir(b), "")
 						ref := host + "/bench/model:v1"
-						out := filepath.Join(b.TempDir(), "out")
+						out := filepath.Join(benchDir(b), "out")
 						if op == "pull" {
 							runMeasured(b, src, c.bin, c.push(ref, out)...)
 						}

@@ -139,7 +139,10 @@ func fetchRanges(ctx context.Context, repo *remote.Repository, desc ocispec.Desc
 	return g.Wait()
 }
 
-var errMismatch = errors.New("digest mismatch")
+var (
+	errMismatch = errors.New("digest mismatch")
+	errSize     = errors.New("size mismatch")
+)
 
 // getRange GETs bytes [from, to] of the blob and checks the registry
 // answered with exactly that range.

@@ -96,9 +96,14 @@ func FreePort(t testing.TB) string {
 // and returns its host:port.
 func Distribution(t testing.TB, extraConfig string) string {
 	t.Helper()
+	return DistributionAt(t, t.TempDir(), extraConfig)
+}
+
+// DistributionAt is Distribution with its storage and config under dir.
+func DistributionAt(t testing.TB, dir, extraConfig string) string {
+	t.Helper()
 	bin := Tool(t, "registry")
 	addr := FreePort(t)
-	dir := t.TempDir()
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: error
