@@ -1,0 +1,267 @@
+package referrers
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/kms"
+)
+
+// ErrVerification is wrapped by every error that refuses a bundle: a bad
+// signature, an untrusted signer, a statement about another subject.
+var ErrVerification = errors.New("verification failed")
+
+// Verifier checks bundles against one trusted signer: a public key, an
+// X.509 root with subject constraints, or a keyless identity.
+type Verifier struct {
+	// Name identifies the signer in results (the policy's anchor name).
+	Name     string
+	material root.TrustedMaterial
+	options  []verify.VerifierOption
+	policy   []verify.PolicyOption
+	// x509Roots and x509, for a company PKI, replace sigstore-go's
+	// certificate checks (made for Fulcio certificates).
+	x509Roots *x509.CertPool
+	x509      *X509Constraints
+}
+
+// NewKeyVerifier trusts one public key.
+func NewKeyVerifier(name string, pub crypto.PublicKey) (*Verifier, error) {
+	sv, err := signature.LoadDefaultVerifier(pub)
+	if err != nil {
+		return nil, fmt.Errorf("trusted key %s: %w", name, err)
+	}
+	key := root.NewExpiringKey(sv, time.Time{}, time.Time{})
+	material := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
+	return &Verifier{
+		Name: name, material: material,
+		options: []verify.VerifierOption{verify.WithNoObserverTimestamps()},
+		policy:  []verify.PolicyOption{verify.WithKey()},
+	}, nil
+}
+
+// LoadKeyVerifier trusts the public key in a PEM file (cosign.pub, a PKIX
+// public key) or behind a KMS URI.
+func LoadKeyVerifier(ctx context.Context, name, ref string) (*Verifier, error) {
+	var pub crypto.PublicKey
+	if strings.Contains(ref, "://") {
+		sv, err := kms.Get(ctx, ref, crypto.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("trusted key %s: %w", ref, err)
+		}
+		if pub, err = sv.PublicKey(); err != nil {
+			return nil, fmt.Errorf("trusted key %s: %w", ref, err)
+		}
+	} else {
+		raw, err := os.ReadFile(ref)
+		if err != nil {
+			return nil, fmt.Errorf("trusted key: %w", err)
+		}
+		if pub, err = cryptoutils.UnmarshalPEMToPublicKey(raw); err != nil {
+			return nil, fmt.Errorf("trusted key %s: %w", ref, err)
+		}
+	}
+	return NewKeyVerifier(name, pub)
+}
+
+// X509Constraints narrow which certificates of a trusted PKI may sign.
+type X509Constraints struct {
+	// Subject, when set, must equal the leaf's subject DN as Go prints it
+	// ("CN=ml-release,O=Acme").
+	Subject string
+	// SANs, when set, must all be among the leaf's SANs (email, URI, DNS).
+	SANs []string
+}
+
+// NewX509Verifier trusts certificates that chain to one of the roots (PEM)
+// through the intermediates the bundle carries, valid now, allowed for
+// code signing, and that meet c. A company PKI's certificates carry no
+// Fulcio extensions, so the chain is checked with crypto/x509 and the DSSE
+// signature with the leaf's key.
+func NewX509Verifier(name string, rootsPEM []byte, c X509Constraints) (*Verifier, error) {
+	certs, err := cryptoutils.UnmarshalCertificatesFromPEM(rootsPEM)
+	if err != nil || len(certs) == 0 {
+		return nil, fmt.Errorf("trusted roots %s: no PEM certificate found", name)
+	}
+	pool := x509.NewCertPool()
+	for _, r := range certs {
+		pool.AddCert(r)
+	}
+	return &Verifier{Name: name, x509Roots: pool, x509: &c}, nil
+}
+
+// verifyX509 checks a bundle signed with a certificate chain.
+func (v *Verifier) verifyX509(b *bundle.Bundle) error {
+	vm := b.GetVerificationMaterial()
+	var ders [][]byte
+	if ch := vm.GetX509CertificateChain(); ch != nil {
+		for _, c := range ch.GetCertificates() {
+			ders = append(ders, c.GetRawBytes())
+		}
+	} else if c := vm.GetCertificate(); c != nil {
+		ders = append(ders, c.GetRawBytes())
+	}
+	if len(ders) == 0 {
+		return fmt.Errorf("bundle carries no certificate")
+	}
+	leaf, err := x509.ParseCertificate(ders[0])
+	if err != nil {
+		return fmt.Errorf("leaf certificate: %w", err)
+	}
+	inter := x509.NewCertPool()
+	for _, d := range ders[1:] {
+		c, err := x509.ParseCertificate(d)
+		if err != nil {
+			return fmt.Errorf("intermediate certificate: %w", err)
+		}
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: v.x509Roots, Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}); err != nil {
+		return fmt.Errorf("certificate chain: %w", err)
+	}
+	if err := v.x509.check(leaf); err != nil {
+		return err
+	}
+	env := b.GetDsseEnvelope()
+	sv, err := signature.LoadDefaultVerifier(leaf.PublicKey)
+	if err != nil {
+		return err
+	}
+	pae := dsse.PAE(env.GetPayloadType(), env.GetPayload())
+	if err := sv.VerifySignature(bytes.NewReader(env.GetSignatures()[0].GetSig()), bytes.NewReader(pae)); err != nil {
+		return fmt.Errorf("signature: %w", err)
+	}
+	return nil
+}
+
+func (c *X509Constraints) check(leaf *x509.Certificate) error {
+	if c.Subject != "" && leaf.Subject.String() != c.Subject {
+		return fmt.Errorf("certificate subject %q, want %q", leaf.Subject.String(), c.Subject)
+	}
+	have := map[string]bool{}
+	for _, e := range leaf.EmailAddresses {
+		have[e] = true
+	}
+	for _, u := range leaf.URIs {
+		have[u.String()] = true
+	}
+	for _, d := range leaf.DNSNames {
+		have[d] = true
+	}
+	for _, s := range c.SANs {
+		if !have[s] {
+			return fmt.Errorf("certificate has no SAN %q", s)
+		}
+	}
+	return nil
+}
+
+// KeylessIdentity is who may sign keylessly: the OIDC issuer and the
+// certificate's subject (SAN), each exact or a regular expression.
+type KeylessIdentity struct {
+	Issuer, IssuerRegExp   string
+	Subject, SubjectRegExp string
+}
+
+// NewKeylessVerifier trusts Fulcio certificates logged in Rekor under the
+// trusted root (trusted_root.json) for the given identity.
+func NewKeylessVerifier(name string, trustedRootJSON []byte, id KeylessIdentity) (*Verifier, error) {
+	tr, err := root.NewTrustedRootFromJSON(trustedRootJSON)
+	if err != nil {
+		return nil, fmt.Errorf("trusted root %s: %w", name, err)
+	}
+	return newKeylessVerifier(name, tr, id)
+}
+
+func newKeylessVerifier(name string, tm root.TrustedMaterial, id KeylessIdentity) (*Verifier, error) {
+	for _, re := range []string{id.IssuerRegExp, id.SubjectRegExp} {
+		if re != "" {
+			if _, err := regexp.Compile(re); err != nil {
+				return nil, fmt.Errorf("keyless identity %s: %w", name, err)
+			}
+		}
+	}
+	certID, err := verify.NewShortCertificateIdentity(id.Issuer, id.IssuerRegExp, id.Subject, id.SubjectRegExp)
+	if err != nil {
+		return nil, fmt.Errorf("keyless identity %s: %w", name, err)
+	}
+	return &Verifier{
+		Name: name, material: tm,
+		options: []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithIntegratedTimestamps(1)},
+		policy:  []verify.PolicyOption{verify.WithCertificateIdentity(certID)},
+	}, nil
+}
+
+// Verify checks bundleJSON: its signature against the trusted signer, and
+// that its in-toto statement names subject. It returns the statement.
+func (v *Verifier) Verify(bundleJSON []byte, subject digest.Digest) (*Statement, error) {
+	raw, err := hex.DecodeString(subject.Encoded())
+	if err != nil || subject.Validate() != nil {
+		return nil, fmt.Errorf("subject %q: not a digest", subject)
+	}
+	return v.verify(bundleJSON, verify.WithArtifactDigest(subject.Algorithm().String(), raw), subject)
+}
+
+// VerifyStatementOnly checks the signature of a bundle whose statement
+// subject is not a manifest digest (an OpenSSF model-signing root, which
+// CheckOMS then recomputes from the files). It must not be used alone.
+func (v *Verifier) VerifyStatementOnly(bundleJSON []byte) (*Statement, error) {
+	return v.verify(bundleJSON, verify.WithoutArtifactUnsafe(), "")
+}
+
+func (v *Verifier) verify(bundleJSON []byte, artifact verify.ArtifactPolicyOption, subject digest.Digest) (*Statement, error) {
+	b, err := ParseBundle(bundleJSON)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrVerification, err)
+	}
+	env := b.GetDsseEnvelope()
+	if env == nil {
+		return nil, fmt.Errorf("%w: bundle holds no DSSE envelope", ErrVerification)
+	}
+	if env.GetPayloadType() != PayloadTypeInToto {
+		return nil, fmt.Errorf("%w: payload type %q is not in-toto", ErrVerification, env.GetPayloadType())
+	}
+	if n := len(env.GetSignatures()); n != 1 {
+		// A second signature, good or bad, is never counted: one bundle is
+		// one signer.
+		return nil, fmt.Errorf("%w: envelope has %d signatures, want exactly 1", ErrVerification, n)
+	}
+	if v.x509 != nil {
+		if err := v.verifyX509(b); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrVerification, v.Name, err)
+		}
+	} else {
+		sv, err := verify.NewVerifier(v.material, v.options...)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := sv.Verify(b, verify.NewPolicy(artifact, v.policy...)); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrVerification, v.Name, err)
+		}
+	}
+	st, err := ParseStatement(env.GetPayload())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrVerification, err)
+	}
+	if subject != "" && !st.Names(subject) {
+		return nil, fmt.Errorf("%w: statement does not name %s", ErrVerification, subject)
+	}
+	return st, nil
+}
