@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"sort"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -231,6 +232,27 @@ func NewUnpacker(entries []Entry) (*Unpacker, error) {
 		}
 	}
 	return u, nil
+}
+
+// Reserve checks extra file names (written beside the model's files) like
+// layer paths and claims them, and returns them in byte order.
+func (u *Unpacker) Reserve(files map[string][]byte) ([]string, error) {
+	var names []string
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, name := range names {
+		if _, err := CleanPath(name); err != nil {
+			return nil, err
+		}
+		if err := u.set.add(name); err != nil {
+			return nil, err
+		}
+	}
+	return names, nil
 }
 
 // ExtractFunc receives one regular file of an archive layer, with its safe

@@ -42,6 +42,10 @@ type PullOptions struct {
 	Concurrency int
 	// Progress reports each download.
 	Progress Progress
+	// ExtraFiles are written into the output directory with the model's
+	// files, under the same rules (for example model.sig, the OpenSSF
+	// model-signing bundle). A name that is also a model file is refused.
+	ExtraFiles map[string][]byte
 }
 
 // PulledFile is one file a pull wrote or found in place.
@@ -137,6 +141,10 @@ func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, out
 	if err != nil {
 		return nil, err
 	}
+	extras, err := unpacker.Reserve(opts.ExtraFiles)
+	if err != nil {
+		return nil, err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(concurrency(opts.Concurrency))
 	for i, e := range entries {
@@ -166,6 +174,14 @@ func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, out
 			return nil, fmt.Errorf("%w (nothing was written to %s; %d verified blobs kept in %s for a re-run to resume)", err, outDir, n, st.dirOS)
 		}
 		return nil, fmt.Errorf("%w (nothing was written to %s)", err, outDir)
+	}
+	for _, name := range extras {
+		staged := st.dir + "/extra-" + strings.ReplaceAll(name, "/", "_")
+		if err := st.root.WriteFile(staged, opts.ExtraFiles[name], 0o600); err != nil {
+			st.abort()
+			return nil, err
+		}
+		archiveFiles = append(archiveFiles, stagedFile{path: name, name: staged, mode: 0o644})
 	}
 	if err := st.commit(entries, res.Files, archiveFiles); err != nil {
 		return nil, err

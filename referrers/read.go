@@ -70,3 +70,34 @@ func FetchReferrer(ctx context.Context, src content.Fetcher, desc ocispec.Descri
 	}
 	return &Referrer{Descriptor: desc, Manifest: *m, Bundle: b, PredicateType: m.Annotations[AnnotationPredicateType]}, nil
 }
+
+// MaxReferrers bounds how many referrers of one manifest are read.
+const MaxReferrers = 1000
+
+// FindBundles lists the bundle referrers of subject whose predicateType
+// annotation is predicateType, each read and checked by FetchReferrer. The
+// listing's artifactType is not used to filter: registries report it
+// wrongly. Nothing here is verified: a caller verifies each bundle.
+func FindBundles(ctx context.Context, src content.ReadOnlyGraphStorage, subject ocispec.Descriptor, predicateType string) ([]*Referrer, error) {
+	descs, err := oras.Referrers(ctx, src, subject, "")
+	if err != nil {
+		return nil, err
+	}
+	if len(descs) > MaxReferrers {
+		return nil, fmt.Errorf("referrers of %s: %d listed, more than the %d read", subject.Digest, len(descs), MaxReferrers)
+	}
+	var out []*Referrer
+	for _, d := range descs {
+		if d.MediaType != ocispec.MediaTypeImageManifest {
+			continue
+		}
+		r, err := FetchReferrer(ctx, src, d, subject.Digest)
+		if err != nil {
+			continue // not a bundle referrer, or a broken one: not what we look for
+		}
+		if r.PredicateType == predicateType {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}

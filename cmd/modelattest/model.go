@@ -14,6 +14,7 @@ import (
 
 	"github.com/modelattest/modelattest/modelspec"
 	"github.com/modelattest/modelattest/oras"
+	"github.com/modelattest/modelattest/referrers"
 )
 
 // packFlags are the flags that describe a model being packed.
@@ -228,7 +229,7 @@ func newPushCmd() *cobra.Command {
 func newPullCmd() *cobra.Command {
 	var of outputFlags
 	var rf remoteFlags
-	var layout, insecureSkipVerify bool
+	var layout, insecureSkipVerify, modelSig bool
 	var out, policy string
 	var include []string
 	var concurrency int
@@ -270,8 +271,20 @@ Signatures and attestations are checked against a policy before the pull
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: pulling %s without verifying its signatures (--insecure-skip-verify)\n", desc.Digest)
+			po := oras.PullOptions{Include: include, Concurrency: concurrency}
+			if modelSig {
+				found, err := referrers.FindBundles(cmd.Context(), t, desc, referrers.PredicateModelSigning)
+				if err != nil {
+					return err
+				}
+				if len(found) == 0 {
+					return fmt.Errorf("--model-signature: %s has no model-signing referrer", desc.Digest)
+				}
+				po.ExtraFiles = map[string][]byte{"model.sig": found[0].Bundle}
+			}
 			p, wait := of.progress(cmd)
-			res, err := oras.Pull(cmd.Context(), t, desc, out, oras.PullOptions{Include: include, Concurrency: concurrency, Progress: p})
+			po.Progress = p
+			res, err := oras.Pull(cmd.Context(), t, desc, out, po)
 			wait()
 			if err != nil {
 				return err
@@ -296,6 +309,7 @@ Signatures and attestations are checked against a policy before the pull
 	cmd.Flags().IntVar(&concurrency, "concurrency", oras.DefaultConcurrency, "parallel downloads")
 	cmd.Flags().StringVar(&policy, "policy", "", "verify the referrer graph against this policy first")
 	cmd.Flags().BoolVar(&insecureSkipVerify, "insecure-skip-verify", false, "pull without verifying signatures or attestations")
+	cmd.Flags().BoolVar(&modelSig, "model-signature", false, "write the model's OpenSSF model-signing bundle as model.sig beside its files (for `model_signing verify`)")
 	return cmd
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/modelattest/modelattest/modelspec"
 	"github.com/modelattest/modelattest/oras"
+	"github.com/modelattest/modelattest/referrers"
 )
 
 var version = "dev"
@@ -28,12 +29,13 @@ func newRootCmd() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newPackCmd(), newPushCmd(), newPullCmd(), newCopyCmd(), newInspectCmd(),
-		newDiscoverCmd(), newRegistryCmd())
+		newDiscoverCmd(), newSignCmd(), newAttestCmd(), newKeygenCmd(), newRegistryCmd())
 	return root
 }
 
 func isVerificationFailure(err error) bool {
-	return errors.Is(err, oras.ErrIntegrity) || errors.Is(err, modelspec.ErrUnsafePath)
+	return errors.Is(err, oras.ErrIntegrity) || errors.Is(err, modelspec.ErrUnsafePath) ||
+		errors.Is(err, referrers.ErrVerification)
 }
 
 // remoteFlags are the ORAS-style flags that say how to reach a registry.

@@ -1,0 +1,34 @@
+package referrers
+
+import (
+	"context"
+	"fmt"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	orasgo "oras.land/oras-go/v2"
+
+	"github.com/modelattest/modelattest/oras"
+)
+
+// AttestModelSigning makes the OpenSSF model-signing statement of the
+// model subject from its manifest alone (no file is fetched), signs it and
+// stores it as a referrer. name is the statement's subject name.
+func AttestModelSigning(ctx context.Context, dst orasgo.Target, subject ocispec.Descriptor, s *Signer, name string, opts AttachOptions) (ocispec.Descriptor, error) {
+	m, _, err := oras.FetchManifest(ctx, dst, subject)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	st, _, err := OMSStatement(*m, name)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	b, err := s.SignStatement(ctx, st)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	desc, err := Attach(ctx, dst, subject, b, PredicateModelSigning, opts)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("model signing: %w", err)
+	}
+	return desc, nil
+}
