@@ -19,9 +19,15 @@ func TestSignAttestDiscoverOnEveryTarget(t *testing.T) {
 	card := filepath.Join(keys, "card.json")
 	os.WriteFile(card, []byte(`{"intendedUse":"tests","evaluation":{"accuracy":0.91}}`), 0o644)
 	for name, target := range map[string]func(t *testing.T) []string{
-		"embedded":     func(t *testing.T) []string { return []string{"--plain-http", regtest.Embedded(t, "") + "/models/tiny:v1"} },
-		"distribution": func(t *testing.T) []string { return []string{"--plain-http", regtest.Distribution(t, "") + "/models/tiny:v1"} },
-		"oci-layout":   func(t *testing.T) []string { return []string{"--oci-layout", filepath.Join(t.TempDir(), "layout") + ":v1"} },
+		"embedded": func(t *testing.T) []string {
+			return []string{"--plain-http", regtest.Embedded(t, "") + "/models/tiny:v1"}
+		},
+		"distribution": func(t *testing.T) []string {
+			return []string{"--plain-http", regtest.Distribution(t, "") + "/models/tiny:v1"}
+		},
+		"oci-layout": func(t *testing.T) []string {
+			return []string{"--oci-layout", filepath.Join(t.TempDir(), "layout") + ":v1"}
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := target(t)

@@ -247,7 +247,10 @@ func TestExtractBoundsExpansion(t *testing.T) {
 	u.MaxArchiveBytes = 10
 	data := makeTar(t, member{name: "big", typeflag: tar.TypeReg, body: strings.Repeat("x", 11)})
 	err := u.Extract(archiveEntry("application/vnd.cncf.model.code.v1.tar"), bytes.NewReader(data),
-		func(string, fs.FileMode, int64, io.Reader) error { t.Fatal("handed out a member past the bound"); return nil })
+		func(string, fs.FileMode, int64, io.Reader) error {
+			t.Fatal("handed out a member past the bound")
+			return nil
+		})
 	if err == nil || !strings.Contains(err.Error(), "expands past") {
 		t.Fatalf("err = %v", err)
 	}

@@ -274,4 +274,3 @@ func newKeygenCmd() *cobra.Command {
 	cmd.Flags().StringVar(&prefix, "output-key-prefix", "cosign", "write PREFIX.key and PREFIX.pub")
 	return cmd
 }
-
