@@ -190,6 +190,12 @@ func NewKeylessVerifier(name string, trustedRootJSON []byte, id KeylessIdentity)
 	return newKeylessVerifier(name, tr, id)
 }
 
+// NewKeylessVerifierWithMaterial is NewKeylessVerifier with trusted material
+// already in memory (a private Sigstore deployment, tests).
+func NewKeylessVerifierWithMaterial(name string, tm root.TrustedMaterial, id KeylessIdentity) (*Verifier, error) {
+	return newKeylessVerifier(name, tm, id)
+}
+
 func newKeylessVerifier(name string, tm root.TrustedMaterial, id KeylessIdentity) (*Verifier, error) {
 	for _, re := range []string{id.IssuerRegExp, id.SubjectRegExp} {
 		if re != "" {
