@@ -83,3 +83,25 @@ func TestORASDiscoverUsesReferrersAPI(t *testing.T) {
 		t.Fatalf("a fallback tag was written: the Referrers API was not used\n%s", tags)
 	}
 }
+
+// TestCraneReadsOurArtifact: go-containerregistry's crane fetches our
+// manifest and copies the artifact between repositories; we pull the copy.
+func TestCraneReadsOurArtifact(t *testing.T) {
+	crane := regtest.Tool(t, "crane")
+	h := regtest.Embedded(t, "")
+	model := regtest.ModelDir(t, 1<<20)
+	digest := digestOf(t, ma(t, "push", "--plain-http", "--no-progress", h+"/models/tiny:v1", model))
+	m := regtest.Run(t, crane, "manifest", "--insecure", h+"/models/tiny:v1")
+	if !strings.Contains(m, "application/vnd.cncf.model.manifest.v1+json") {
+		t.Fatalf("crane manifest:\n%s", m)
+	}
+	if got := strings.TrimSpace(regtest.Run(t, crane, "digest", "--insecure", h+"/models/tiny:v1")); got != digest {
+		t.Fatalf("crane digest %s, want %s", got, digest)
+	}
+	regtest.Run(t, crane, "copy", "--insecure", h+"/models/tiny:v1", h+"/crane/tiny:v1")
+	out := filepath.Join(t.TempDir(), "pulled")
+	if got := digestOf(t, ma(t, "pull", "--plain-http", "--insecure-skip-verify", "--no-progress", "-o", out, h+"/crane/tiny:v1")); got != digest {
+		t.Fatalf("crane's copy has digest %s, want %s", got, digest)
+	}
+	regtest.SameTree(t, model, out)
+}
