@@ -24,3 +24,20 @@ func TestExamplePushPull(t *testing.T) {
 	}
 	regtest.SameTree(t, model, out)
 }
+
+func TestExampleSignVerify(t *testing.T) {
+	keys := keyDir(t)
+	h := regtest.Embedded(t, "")
+	ma(t, "push", "--plain-http", "--no-progress", h+"/models/tiny:v1", regtest.ModelDir(t, 100))
+	cmd := exec.Command("go", "run", "../examples/sign-verify", "-plain-http",
+		"-key", filepath.Join(keys, "cosign.key"), "-pub", filepath.Join(keys, "cosign.pub"), h+"/models/tiny:v1")
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	for _, want := range []string{"https://sigstore.dev/cosign/sign/v1: 1 of 1 verified", "https://slsa.dev/provenance/v1: 1 of 1 verified"} {
+		if !strings.Contains(string(b), want) {
+			t.Fatalf("output lacks %q:\n%s", want, b)
+		}
+	}
+}

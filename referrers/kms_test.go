@@ -86,7 +86,9 @@ func TestKMSSigner(t *testing.T) {
 	}
 	ref, _ := referrers.FetchReferrer(ctx, tgt, desc, subject.Digest)
 	for name, v := range map[string]func() (*referrers.Verifier, error){
-		"KMS URI":    func() (*referrers.Verifier, error) { return referrers.LoadKeyVerifier(ctx, "kms", "hashivault://model-release") },
+		"KMS URI": func() (*referrers.Verifier, error) {
+			return referrers.LoadKeyVerifier(ctx, "kms", "hashivault://model-release")
+		},
 		"public key": func() (*referrers.Verifier, error) { return referrers.NewKeyVerifier("pub", key.Public()) },
 	} {
 		ver, err := v()
