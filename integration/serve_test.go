@@ -156,3 +156,44 @@ func TestRestartKeepsEverything(t *testing.T) {
 	s = serve(t, root)
 	check(s.Host, "application/vnd.example.first", "application/vnd.example.second")
 }
+
+// TestServeTLSAndBasicAuth: `registry serve` with TLS and htpasswd; the CLI
+// reaches it with --ca-file (or --insecure) and credentials, and is refused
+// without them.
+func TestServeTLSAndBasicAuth(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := regtest.SelfSignedCert(t, dir)
+	htpasswd := regtest.Htpasswd(t, dir, "robot$ml+ci", "s3cret")
+	s := serve(t, t.TempDir(), "--tls-cert", cert, "--tls-key", key, "--htpasswd", htpasswd)
+	ref := s.Host + "/models/tiny:v1"
+	model := regtest.ModelDir(t, 1000)
+	creds := []string{"-u", "robot$ml+ci", "-p", "s3cret"}
+	ma(t, append(append([]string{"push", "--no-progress", "--ca-file", cert}, creds...), ref, model)...)
+	out := filepath.Join(t.TempDir(), "out")
+	ma(t, append(append([]string{"pull", "--no-progress", "--insecure", "--insecure-skip-verify", "-o", out}, creds...), ref)...)
+	regtest.SameTree(t, model, out)
+	for name, args := range map[string][]string{
+		"untrusted certificate": append([]string{"inspect"}, append(creds, ref)...),
+		"no credentials":        {"inspect", "--ca-file", cert, ref},
+		"wrong password":        {"inspect", "--ca-file", cert, "-u", "robot$ml+ci", "-p", "nope", ref},
+	} {
+		if got, code := maCode(t, args...); code != 1 {
+			t.Errorf("%s: exit %d\n%s", name, code, got)
+		}
+	}
+}
+
+// TestORASPushPullOnEmbedded: plain oras push and pull through the
+// embedded registry.
+func TestORASPushPullOnEmbedded(t *testing.T) {
+	oras := regtest.Tool(t, "oras")
+	h := regtest.Embedded(t, "")
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "weights.bin"), []byte("some weights"), 0o644)
+	regtest.RunIn(src, oras, "push", "--plain-http", h+"/plain/artifact:v1", "weights.bin")
+	out := t.TempDir()
+	regtest.Run(t, oras, "pull", "--plain-http", "-o", out, h+"/plain/artifact:v1")
+	if b, err := os.ReadFile(filepath.Join(out, "weights.bin")); err != nil || string(b) != "some weights" {
+		t.Fatalf("oras pull: %q %v", b, err)
+	}
+}

@@ -3,15 +3,25 @@ package registry_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -226,5 +236,47 @@ func TestManifestSizeLimit(t *testing.T) {
 	r := do(t, "PUT", srv.URL+"/v2/models/tiny/manifests/v1", big, "Content-Type", ocispec.MediaTypeImageManifest)
 	if r.StatusCode != http.StatusBadRequest {
 		t.Fatalf("oversized manifest: %s", r.Status)
+	}
+}
+
+// TestTLS serves HTTPS from cert/key files; a client that trusts the CA
+// pushes and pulls, one that does not is refused.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	kb, _ := x509.MarshalPKCS8PrivateKey(key)
+	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600)
+
+	ctx := context.Background()
+	s, err := registry.Start(ctx, registry.Config{Addr: "127.0.0.1:0", RootDir: t.TempDir(), TLSCert: certPath, TLSKey: keyPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+
+	pool := x509.NewCertPool()
+	c, _ := x509.ParseCertificate(der)
+	pool.AddCert(c)
+	trusting := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := trusting.Get("https://" + s.Addr() + "/v2/")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v2/ over TLS: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if _, err := http.Get("https://" + s.Addr() + "/v2/"); err == nil {
+		t.Fatal("a client that does not trust the certificate connected")
+	}
+	if resp, err := http.Get("http://" + s.Addr() + "/v2/"); err == nil && resp.StatusCode == http.StatusOK {
+		t.Fatal("plain HTTP was served on the TLS port")
 	}
 }
