@@ -72,6 +72,9 @@ func NewRepository(ctx context.Context, ref string, opts RemoteOptions) (*remote
 		Reference:       registry.Reference{Registry: r.Registry, Repository: r.Repository},
 		PlainHTTP:       opts.PlainHTTP,
 		SkipReferrersGC: true, // GHCR refuses DELETE, immutable tags refuse overwrites of old indexes
+		// A hostile registry may page a referrers listing forever.
+		ReferrerListMaxPages: 64,
+		TagListMaxPages:      64,
 	}
 	base := opts.HTTPClient
 	if base == nil {

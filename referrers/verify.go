@@ -35,6 +35,8 @@ type Verifier struct {
 	material root.TrustedMaterial
 	options  []verify.VerifierOption
 	policy   []verify.PolicyOption
+	// pub is the trusted public key of a key anchor (legacy signatures).
+	pub crypto.PublicKey
 	// x509Roots and x509, for a company PKI, replace sigstore-go's
 	// certificate checks (made for Fulcio certificates).
 	x509Roots *x509.CertPool
@@ -50,7 +52,7 @@ func NewKeyVerifier(name string, pub crypto.PublicKey) (*Verifier, error) {
 	key := root.NewExpiringKey(sv, time.Time{}, time.Time{})
 	material := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
 	return &Verifier{
-		Name: name, material: material,
+		Name: name, material: material, pub: pub,
 		options: []verify.VerifierOption{verify.WithNoObserverTimestamps()},
 		policy:  []verify.PolicyOption{verify.WithKey()},
 	}, nil

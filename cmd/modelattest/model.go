@@ -243,7 +243,8 @@ blob has been verified; a failed pull leaves DIR as it was, and a re-run resumes
 Signatures and attestations are checked against a policy before the pull
 (--policy). Pulling without that check needs --insecure-skip-verify.`,
 		Example: `  modelattest pull registry.example/models/llama:v1 -o ./llama --insecure-skip-verify
-  modelattest pull --oci-layout ./llama-oci:v1 -o ./llama --include 'kind:weight' --insecure-skip-verify`,
+  modelattest pull --oci-layout ./llama-oci:v1 -o ./llama --include 'kind:weight' --insecure-skip-verify
+  modelattest pull registry.example/models/llama:v1 -o ./llama --policy policy.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := of.check("text", "json"); err != nil {
@@ -252,11 +253,11 @@ Signatures and attestations are checked against a policy before the pull
 			if out == "" {
 				return usageError{fmt.Errorf("pull needs -o DIR")}
 			}
-			if policy != "" {
-				return fmt.Errorf("--policy: policy verification is not built yet; pull with --insecure-skip-verify to skip it knowingly")
-			}
-			if !insecureSkipVerify {
+			if policy == "" && !insecureSkipVerify {
 				return usageError{fmt.Errorf("pull needs --policy FILE to verify the model's signatures first, or --insecure-skip-verify to pull without that check (blob digests are still verified)")}
+			}
+			if policy != "" && insecureSkipVerify {
+				return usageError{fmt.Errorf("--policy and --insecure-skip-verify are exclusive")}
 			}
 			ro, err := rf.options(cmd.InOrStdin())
 			if err != nil {
@@ -270,7 +271,18 @@ Signatures and attestations are checked against a policy before the pull
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: pulling %s without verifying its signatures (--insecure-skip-verify)\n", desc.Digest)
+			if policy != "" {
+				// Verify the digest resolved above, then pull that digest only.
+				rep, err := verifyModel(cmd, policy, t, layout, desc, cmd.ErrOrStderr(), "text")
+				if err != nil {
+					return err
+				}
+				if !rep.Passed {
+					fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: %s fails the policy; pulling anyway (rule mode %s)\n", desc.Digest, rep.Mode)
+				}
+			} else {
+				fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: pulling %s without verifying its signatures (--insecure-skip-verify)\n", desc.Digest)
+			}
 			po := oras.PullOptions{Include: include, Concurrency: concurrency}
 			if modelSig {
 				found, err := referrers.FindBundles(cmd.Context(), t, desc, referrers.PredicateModelSigning)

@@ -29,13 +29,13 @@ func newRootCmd() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newPackCmd(), newPushCmd(), newPullCmd(), newCopyCmd(), newInspectCmd(),
-		newDiscoverCmd(), newSignCmd(), newAttestCmd(), newKeygenCmd(), newRegistryCmd())
+		newDiscoverCmd(), newSignCmd(), newAttestCmd(), newVerifyCmd(), newKeygenCmd(), newRegistryCmd())
 	return root
 }
 
 func isVerificationFailure(err error) bool {
 	return errors.Is(err, oras.ErrIntegrity) || errors.Is(err, modelspec.ErrUnsafePath) ||
-		errors.Is(err, referrers.ErrVerification)
+		errors.Is(err, referrers.ErrVerification) || errors.Is(err, referrers.ErrPolicyNotSatisfied)
 }
 
 // remoteFlags are the ORAS-style flags that say how to reach a registry.

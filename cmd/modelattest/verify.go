@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/modelattest/modelattest/oras"
+	"github.com/modelattest/modelattest/referrers"
+)
+
+// policyRepository is what a policy rule matches: host/repository for a
+// registry, the cleaned path for an OCI layout.
+func policyRepository(t *oras.Target, layout bool) string {
+	if layout {
+		return filepath.Clean(t.Name)
+	}
+	return t.Name
+}
+
+// verifyModel loads the policy and verifies the resolved model; it prints
+// the report in format to w.
+func verifyModel(cmd *cobra.Command, policyFile string, t *oras.Target, layout bool, desc ocispec.Descriptor, w io.Writer, format string) (*referrers.Report, error) {
+	p, err := referrers.LoadPolicy(cmd.Context(), policyFile)
+	if err != nil {
+		return nil, err
+	}
+	rep, verr := referrers.VerifyModel(cmd.Context(), t, policyRepository(t, layout), desc, p, referrers.VerifyOptions{})
+	if rep == nil {
+		return nil, verr
+	}
+	if format == "json" {
+		if err := printJSON(w, rep); err != nil {
+			return rep, err
+		}
+	} else {
+		printReport(w, t, rep)
+	}
+	return rep, verr
+}
+
+func printReport(w io.Writer, t *oras.Target, rep *referrers.Report) {
+	result := "PASS"
+	if !rep.Passed {
+		result = "FAIL"
+		if rep.Mode != referrers.ModeEnforce {
+			result = "FAIL (" + string(rep.Mode) + " mode: not enforced)"
+		}
+	}
+	fmt.Fprintf(w, "Model:   %s@%s\nPolicy:  %s, rule %d (%s)\nResult:  %s\n", t.Name, rep.Model.Digest, rep.Policy, rep.Rule, rep.Mode, result)
+	if len(rep.Requirements) > 0 {
+		fmt.Fprintln(w, "Requirements:")
+	}
+	for _, r := range rep.Requirements {
+		if r.Satisfied {
+			fmt.Fprintf(w, "  ok    %s (by %s)\n", r.What, strings.Join(r.By, ", "))
+		} else {
+			fmt.Fprintf(w, "  FAIL  %s: %s\n", r.What, r.Reason)
+		}
+	}
+	if len(rep.Referrers) > 0 {
+		fmt.Fprintln(w, "Referrers:")
+	}
+	for _, f := range rep.Referrers {
+		line := fmt.Sprintf("  %s%s %s %s", strings.Repeat("  ", f.Depth-1), f.Digest, f.PredicateType, f.Verdict)
+		if len(f.VerifiedBy) > 0 {
+			line += " by " + strings.Join(f.VerifiedBy, ", ")
+		}
+		if f.Reason != "" {
+			line += ": " + f.Reason
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+func newVerifyCmd() *cobra.Command {
+	var rf remoteFlags
+	var of outputFlags
+	var layout bool
+	var policy string
+	cmd := &cobra.Command{
+		Use:   "verify REF --policy FILE",
+		Short: "Verify a model's whole referrer graph (signatures, provenance, model signing) against a policy",
+		Long: `Verify resolves REF to a digest once, discovers every referrer of that digest
+(and their referrers, bounded in depth, count and size, with a cycle guard),
+re-reads each from its own manifest, verifies each bundle against the trust
+anchors of the policy rule that matches the repository, and checks what the
+rule requires. Nothing the registry's referrers index says is trusted.
+
+Exit codes: 0 the policy is satisfied (or the rule is warn/audit), 3 it is
+not, 1 verification could not run.`,
+		Example: `  modelattest verify --policy policy.yaml registry.example/models/llama:v1
+  modelattest verify --policy policy.yaml --format json registry.example/models/llama@sha256:…
+  modelattest verify --policy policy.yaml --oci-layout ./airgap:v1`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := of.check("text", "json"); err != nil {
+				return err
+			}
+			if policy == "" {
+				return usageError{fmt.Errorf("verify needs --policy FILE")}
+			}
+			t, desc, err := resolveTarget(cmd, args[0], layout, &rf)
+			if err != nil {
+				return err
+			}
+			_, err = verifyModel(cmd, policy, t, layout, desc, cmd.OutOrStdout(), of.format)
+			return err
+		},
+	}
+	rf.add(cmd.Flags())
+	cmd.Flags().StringVar(&of.format, "format", "text", "output format: text, json")
+	cmd.Flags().BoolVar(&layout, "oci-layout", false, "REF is an OCI image layout DIR[:TAG|@DIGEST]")
+	cmd.Flags().StringVar(&policy, "policy", "", "policy file (YAML or JSON)")
+	return cmd
+}
+

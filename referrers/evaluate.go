@@ -1,0 +1,465 @@
+package referrers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	orasgo "oras.land/oras-go/v2"
+
+	"github.com/modelattest/modelattest/modelspec"
+	"github.com/modelattest/modelattest/oras"
+)
+
+// ErrPolicyNotSatisfied is wrapped by the error VerifyModel returns when a
+// model fails an enforced rule.
+var ErrPolicyNotSatisfied = errors.New("policy not satisfied")
+
+// PolicyError carries the report of a model that failed an enforced rule.
+type PolicyError struct{ Report *Report }
+
+func (e *PolicyError) Error() string {
+	var failed []string
+	for _, r := range e.Report.Requirements {
+		if !r.Satisfied {
+			failed = append(failed, r.What+": "+r.Reason)
+		}
+	}
+	return fmt.Sprintf("%s: %s: %s", ErrPolicyNotSatisfied, e.Report.Model.Digest, strings.Join(failed, "; "))
+}
+
+func (e *PolicyError) Unwrap() error { return ErrPolicyNotSatisfied }
+
+// Limits bound what verification reads from a registry that may be hostile.
+// Zero fields take the defaults.
+type Limits struct {
+	// MaxDepth is how many levels of referrers are followed (default 3:
+	// signatures on attestations on the model).
+	MaxDepth int
+	// MaxReferrers is how many referrers one manifest may list (default 256).
+	MaxReferrers int
+	// MaxNodes bounds the whole graph (default 1024).
+	MaxNodes int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = 3
+	}
+	if l.MaxReferrers <= 0 {
+		l.MaxReferrers = 256
+	}
+	if l.MaxNodes <= 0 {
+		l.MaxNodes = 1024
+	}
+	return l
+}
+
+// VerifyOptions are the optional settings of VerifyModel.
+type VerifyOptions struct {
+	Limits Limits
+	// Now is the time maxAge is measured against (zero: time.Now).
+	Now time.Time
+}
+
+// Finding is what verification made of one referrer.
+type Finding struct {
+	Digest        digest.Digest `json:"digest"`
+	Subject       digest.Digest `json:"subject"`
+	Depth         int           `json:"depth"`
+	ArtifactType  string        `json:"artifactType,omitempty"`
+	PredicateType string        `json:"predicateType,omitempty"`
+	// Verdict is "verified", "untrusted" (valid bundle, no trusted signer),
+	// "rejected" (malformed, wrong subject, too big, …) or "legacy".
+	Verdict    string   `json:"verdict"`
+	VerifiedBy []string `json:"verifiedBy,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+
+	statement *Statement
+}
+
+// Requirement is one thing the matched rule requires, and whether it held.
+type Requirement struct {
+	What      string   `json:"what"`
+	Satisfied bool     `json:"satisfied"`
+	By        []string `json:"by,omitempty"`
+	Reason    string   `json:"reason,omitempty"`
+}
+
+// Report is the result of verifying one model against a policy. It is data:
+// the CLI prints it as text or JSON.
+type Report struct {
+	Repository   string             `json:"repository"`
+	Model        ocispec.Descriptor `json:"model"`
+	Policy       digest.Digest      `json:"policy"`
+	Rule         int                `json:"rule"`
+	Mode         Mode               `json:"mode"`
+	Passed       bool               `json:"passed"`
+	Requirements []Requirement      `json:"requirements"`
+	Referrers    []Finding          `json:"referrers"`
+	VerifiedAt   time.Time          `json:"verifiedAt"`
+}
+
+// VerifyModel checks the referrer graph of the model manifest (a digest
+// resolved once by the caller) in src against the policy rule matching
+// repository. The referrers listing only locates candidates: each one is
+// re-read from its own manifest, and counts only when its bundle verifies
+// against a trust anchor the rule names and its statement names the model.
+// A failed enforced rule returns the report with a *PolicyError; warn and
+// audit rules return the failing report with no error.
+func VerifyModel(ctx context.Context, src orasgo.ReadOnlyGraphTarget, repository string, model ocispec.Descriptor, p *Policy, opts VerifyOptions) (*Report, error) {
+	lim := opts.Limits.withDefaults()
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	rep := &Report{Repository: repository, Model: ocispec.Descriptor{MediaType: model.MediaType, Digest: model.Digest, Size: model.Size},
+		Policy: p.Digest, Rule: -1, Mode: ModeEnforce, VerifiedAt: now.UTC(), Referrers: []Finding{}}
+	rule, idx := p.Match(repository)
+	if rule == nil {
+		rep.Requirements = []Requirement{{What: "a policy rule", Reason: fmt.Sprintf("no rule matches %q: denied", repository)}}
+		return rep, &PolicyError{rep}
+	}
+	rep.Rule, rep.Mode = idx, rule.Mode
+	if rule.Reject {
+		rep.Requirements = []Requirement{{What: fmt.Sprintf("rule %d", idx), Reason: "the rule rejects every matching model"}}
+		return rep, finish(rep)
+	}
+	m, _, err := oras.FetchManifest(ctx, src, model)
+	if err != nil {
+		return nil, err
+	}
+
+	anchors := rule.anchors()
+	if err := discover(ctx, src, model, p, anchors, lim, rep); err != nil {
+		if errors.Is(err, errHostile) {
+			rep.Requirements = append(rep.Requirements, Requirement{What: "referrer graph", Reason: err.Error()})
+			return rep, finish(rep)
+		}
+		return nil, err
+	}
+	legacySignatures(ctx, src, model, p, anchors, rep)
+
+	if s := rule.Signatures; s != nil {
+		rep.Requirements = append(rep.Requirements, requireSigned(rep, "signatures", PredicateCosignSign, s.Signers, s.Threshold,
+			func(*Finding) error { return nil }))
+	}
+	for _, a := range rule.Attestations {
+		check := func(f *Finding) error { return nil }
+		switch {
+		case a.SLSA != nil:
+			slsa := a.SLSA
+			check = func(f *Finding) error { return checkSLSA(slsa, f.statement.Predicate, now) }
+		case a.PredicateType == PredicateModelSigning:
+			files, err := manifestFiles(*m)
+			if err != nil {
+				return nil, err
+			}
+			check = func(f *Finding) error { return CheckOMS(f.statement, files) }
+		}
+		rep.Requirements = append(rep.Requirements, requireSigned(rep, "attestation "+a.PredicateType, a.PredicateType, a.Signers, a.Threshold, check))
+	}
+	return rep, finish(rep)
+}
+
+func finish(rep *Report) error {
+	rep.Passed = true
+	for _, r := range rep.Requirements {
+		rep.Passed = rep.Passed && r.Satisfied
+	}
+	if !rep.Passed && rep.Mode == ModeEnforce {
+		return &PolicyError{rep}
+	}
+	return nil
+}
+
+// anchors lists every trust anchor the rule names, in a stable order.
+func (r *Rule) anchors() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(names []string) {
+		for _, n := range names {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	if r.Signatures != nil {
+		add(r.Signatures.Signers)
+	}
+	for _, a := range r.Attestations {
+		add(a.Signers)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// errHostile marks a referrer graph that breaks the limits: verification
+// fails, it does not merely stop.
+var errHostile = errors.New("referrer graph refused")
+
+// discover walks the referrers of the model breadth-first, with a visited
+// set, depth, fan-out and node bounds, and verifies every bundle it finds
+// against the rule's anchors.
+func discover(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model ocispec.Descriptor, p *Policy, anchors []string, lim Limits, rep *Report) error {
+	visited := map[digest.Digest]bool{model.Digest: true}
+	level := []ocispec.Descriptor{model}
+	nodes := 0
+	for depth := 1; depth <= lim.MaxDepth && len(level) > 0; depth++ {
+		var next []ocispec.Descriptor
+		for _, parent := range level {
+			refs, err := oras.Referrers(ctx, src, parent, "")
+			if err != nil {
+				if depth == 1 {
+					return err
+				}
+				continue // a child's listing failing does not hide the model's own referrers
+			}
+			if len(refs) > lim.MaxReferrers {
+				return fmt.Errorf("%w: %s has %d referrers listed, over the limit of %d", errHostile, parent.Digest, len(refs), lim.MaxReferrers)
+			}
+			for _, d := range refs {
+				if visited[d.Digest] {
+					continue // a cycle, or the same referrer listed twice
+				}
+				visited[d.Digest] = true
+				if nodes++; nodes > lim.MaxNodes {
+					return fmt.Errorf("%w: more than %d referrers in the graph", errHostile, lim.MaxNodes)
+				}
+				f := Finding{Digest: d.Digest, Subject: parent.Digest, Depth: depth}
+				r, err := FetchReferrer(ctx, src, d, parent.Digest)
+				if err != nil {
+					f.Verdict, f.Reason = "rejected", err.Error()
+					rep.Referrers = append(rep.Referrers, f)
+					continue
+				}
+				f.ArtifactType = r.Manifest.ArtifactType
+				f.PredicateType = r.PredicateType
+				verifyFinding(&f, r.Bundle, parent.Digest, p, anchors)
+				rep.Referrers = append(rep.Referrers, f)
+				next = append(next, r.Descriptor)
+			}
+		}
+		level = next
+	}
+	return nil
+}
+
+func verifyFinding(f *Finding, bundle []byte, subject digest.Digest, p *Policy, anchors []string) {
+	var reasons []string
+	for _, name := range anchors {
+		st, err := p.verifiers[name].Verify(bundle, subject)
+		if err != nil {
+			reasons = append(reasons, strings.TrimPrefix(err.Error(), ErrVerification.Error()+": "))
+			continue
+		}
+		f.VerifiedBy = append(f.VerifiedBy, name)
+		f.statement = st
+		f.PredicateType = st.PredicateType
+	}
+	switch {
+	case len(f.VerifiedBy) > 0:
+		f.Verdict = "verified"
+	case len(anchors) == 0:
+		f.Verdict, f.Reason = "untrusted", "the rule names no signer"
+	default:
+		f.Verdict, f.Reason = "untrusted", strings.Join(reasons, "; ")
+	}
+}
+
+// requireSigned checks that statements of predicateType, verified by at
+// least threshold distinct anchors among signers and passing check, exist.
+func requireSigned(rep *Report, what, predicateType string, signers []string, threshold int, check func(*Finding) error) Requirement {
+	req := Requirement{What: what}
+	allowed := map[string]bool{}
+	for _, s := range signers {
+		allowed[s] = true
+	}
+	by := map[string]bool{}
+	var reasons []string
+	for i := range rep.Referrers {
+		f := &rep.Referrers[i]
+		if f.Depth != 1 || f.statement == nil || f.statement.PredicateType != predicateType {
+			continue
+		}
+		var ok []string
+		for _, s := range f.VerifiedBy {
+			if allowed[s] {
+				ok = append(ok, s)
+			}
+		}
+		if len(ok) == 0 {
+			reasons = append(reasons, fmt.Sprintf("%s is signed by %v, not by one of %v", short(f.Digest), f.VerifiedBy, signers))
+			continue
+		}
+		if err := check(f); err != nil {
+			reasons = append(reasons, fmt.Sprintf("%s: %v", short(f.Digest), err))
+			if f.Reason == "" {
+				f.Reason = err.Error()
+			}
+			continue
+		}
+		for _, s := range ok {
+			by[s] = true
+		}
+	}
+	for s := range by {
+		req.By = append(req.By, s)
+	}
+	sort.Strings(req.By)
+	req.Satisfied = len(req.By) >= threshold
+	if !req.Satisfied {
+		msg := fmt.Sprintf("%d of %d required distinct signers among %v", len(req.By), threshold, signers)
+		if len(reasons) > 0 {
+			msg += " (" + strings.Join(reasons, "; ") + ")"
+		} else if n := countUntrusted(rep, predicateType); n > 0 {
+			msg += fmt.Sprintf(" (%d referrers did not verify against a trusted signer: %s)", n, firstReason(rep))
+		} else {
+			msg += " (none found)"
+		}
+		req.Reason = msg
+	}
+	return req
+}
+
+func countUntrusted(rep *Report, _ string) int {
+	n := 0
+	for _, f := range rep.Referrers {
+		if f.Depth == 1 && f.Verdict != "verified" && f.Verdict != "legacy" {
+			n++
+		}
+	}
+	return n
+}
+
+func firstReason(rep *Report) string {
+	for _, f := range rep.Referrers {
+		if f.Depth == 1 && f.Reason != "" && f.Verdict != "verified" {
+			return short(f.Digest) + ": " + f.Reason
+		}
+	}
+	return ""
+}
+
+func short(d digest.Digest) string {
+	if len(d.Encoded()) < 12 {
+		return d.String()
+	}
+	return d.Algorithm().String() + ":" + d.Encoded()[:12]
+}
+
+// manifestFiles maps each raw layer's path to its sha256: a raw layer's
+// digest is its file's digest.
+func manifestFiles(m ocispec.Manifest) (map[string]string, error) {
+	entries, err := modelspec.Plan(m)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string]string{}
+	for _, e := range entries {
+		if e.Archive() || e.Layer.Digest.Algorithm() != digest.SHA256 {
+			return nil, fmt.Errorf("model signing: layer %s is not a raw sha256 file", e.Layer.Digest)
+		}
+		files[e.Path] = e.Layer.Digest.Encoded()
+	}
+	return files, nil
+}
+
+// checkSLSA applies a rule's SLSA constraints to a verified predicate.
+func checkSLSA(r *SLSARule, predicate json.RawMessage, now time.Time) error {
+	var p struct {
+		BuildDefinition struct {
+			BuildType            string         `json:"buildType"`
+			ExternalParameters   map[string]any `json:"externalParameters"`
+			ResolvedDependencies []Dependency   `json:"resolvedDependencies"`
+		} `json:"buildDefinition"`
+		RunDetails struct {
+			Builder struct {
+				ID string `json:"id"`
+			} `json:"builder"`
+			Metadata struct {
+				StartedOn  string `json:"startedOn"`
+				FinishedOn string `json:"finishedOn"`
+			} `json:"metadata"`
+		} `json:"runDetails"`
+	}
+	if err := json.Unmarshal(predicate, &p); err != nil {
+		return fmt.Errorf("SLSA predicate: %w", err)
+	}
+	if len(r.BuilderIDs) > 0 && !contains(r.BuilderIDs, p.RunDetails.Builder.ID) {
+		return fmt.Errorf("builder id %q is not one of %v", p.RunDetails.Builder.ID, r.BuilderIDs)
+	}
+	if len(r.BuildTypes) > 0 && !contains(r.BuildTypes, p.BuildDefinition.BuildType) {
+		return fmt.Errorf("build type %q is not one of %v", p.BuildDefinition.BuildType, r.BuildTypes)
+	}
+	for k, want := range r.ExternalParameters {
+		got, ok := p.BuildDefinition.ExternalParameters[k]
+		if !ok || fmt.Sprint(got) != want {
+			return fmt.Errorf("external parameter %s is %v, want %q", k, got, want)
+		}
+	}
+	for _, d := range r.Dependencies {
+		if !hasDependency(p.BuildDefinition.ResolvedDependencies, d) {
+			want := d.URI
+			if want == "" {
+				want = d.URIPrefix + "…"
+			}
+			if len(d.Digest) > 0 {
+				want += fmt.Sprintf(" with digest %v", d.Digest)
+			}
+			return fmt.Errorf("no resolved dependency %s", want)
+		}
+	}
+	if r.maxAge > 0 {
+		ts := p.RunDetails.Metadata.FinishedOn
+		if ts == "" {
+			ts = p.RunDetails.Metadata.StartedOn
+		}
+		if ts == "" {
+			return fmt.Errorf("maxAge %s: the provenance has no finishedOn or startedOn", r.MaxAge)
+		}
+		t, err := time.Parse(time.RFC3339, ts)
+		if err != nil {
+			return fmt.Errorf("maxAge: time %q: %w", ts, err)
+		}
+		if t.After(now.Add(5 * time.Minute)) {
+			return fmt.Errorf("build time %s is in the future", ts)
+		}
+		if now.Sub(t) > r.maxAge {
+			return fmt.Errorf("built %s, more than %s ago", ts, r.MaxAge)
+		}
+	}
+	return nil
+}
+
+func hasDependency(deps []Dependency, want DependencyRule) bool {
+	for _, d := range deps {
+		if want.URI != "" && d.URI != want.URI || want.URIPrefix != "" && !strings.HasPrefix(d.URI, want.URIPrefix) {
+			continue
+		}
+		ok := true
+		for alg, v := range want.Digest {
+			ok = ok && d.Digest[alg] == v
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

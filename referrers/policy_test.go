@@ -1,0 +1,154 @@
+package referrers_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelattest/modelattest/oras"
+	"github.com/modelattest/modelattest/referrers"
+)
+
+func writePolicy(t *testing.T, dir, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadPolicyRefusesBadPolicies(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	pub, _ := os.ReadFile("testdata/cosign/cosign.pub")
+	os.WriteFile(filepath.Join(dir, "release.pub"), pub, 0o644)
+	ok := `version: 1
+trust:
+  release: {key: release.pub}
+models:
+  - match: ["registry.example/models/**"]
+    signatures: {signers: [release]}
+`
+	if _, err := referrers.LoadPolicy(ctx, writePolicy(t, dir, ok)); err != nil {
+		t.Fatalf("good policy: %v", err)
+	}
+	bad := map[string]string{
+		"unknown anchor":        strings.Replace(ok, "signers: [release]", "signers: [nobody]", 1),
+		"unreadable key":        strings.Replace(ok, "release.pub", "missing.pub", 1),
+		"unknown key":           strings.Replace(ok, "signatures:", "signaturez:", 1),
+		"bad mode":              strings.Replace(ok, "- match:", "- mode: strict\n    match:", 1),
+		"threshold too high":    strings.Replace(ok, "signers: [release]", "signers: [release]\n      threshold: 2", 1),
+		"version 2":             strings.Replace(ok, "version: 1", "version: 2", 1),
+		"requires nothing":      "version: 1\nmodels:\n  - match: [\"**\"]\n",
+		"bad regexp":            strings.Replace(ok, "release: {key: release.pub}", "release: {key: release.pub}\n  ci: {keyless: {issuer: x, subjectRegExp: \"(\", trustedRoot: tr.json}}", 1),
+		"two kinds in anchor":   strings.Replace(ok, "{key: release.pub}", "{key: release.pub, x509: {roots: release.pub}}", 1),
+		"slsa on other type":    ok + "    attestations:\n      - predicateType: https://example/card\n        signers: [release]\n        slsa: {builderIDs: [x]}\n",
+		"bad maxAge":            ok + "    attestations:\n      - predicateType: slsaprovenance1\n        signers: [release]\n        slsa: {maxAge: forever}\n",
+		"dependency uri+prefix": ok + "    attestations:\n      - predicateType: slsaprovenance1\n        signers: [release]\n        slsa: {dependencies: [{uri: a, uriPrefix: b}]}\n",
+		"not YAML":              "version: [1",
+	}
+	for name, body := range bad {
+		if _, err := referrers.LoadPolicy(ctx, writePolicy(t, dir, body)); !errors.Is(err, referrers.ErrPolicy) {
+			t.Errorf("%s: err = %v, want ErrPolicy", name, err)
+		}
+	}
+}
+
+func TestPolicyMatchFirstRuleWinsAndDenyByDefault(t *testing.T) {
+	dir := t.TempDir()
+	pub, _ := os.ReadFile("testdata/cosign/cosign.pub")
+	os.WriteFile(filepath.Join(dir, "k.pub"), pub, 0o644)
+	p, err := referrers.LoadPolicy(context.Background(), writePolicy(t, dir, `version: 1
+trust: {k: {key: k.pub}}
+models:
+  - match: ["harbor.acme.example/models/llm/*"]
+    signatures: {signers: [k]}
+  - match: ["*.dkr.ecr.*.amazonaws.com/llm/**", "harbor.acme.example/models/**"]
+    mode: warn
+    signatures: {signers: [k]}
+  - match: ["harbor.acme.example/experiments/**"]
+    reject: true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, want := range map[string]int{
+		"harbor.acme.example/models/llm/llama":              0,
+		"harbor.acme.example/models/llm/llama/extra":        1, // * stays within a segment
+		"harbor.acme.example/models/vision/vit":             1,
+		"123.dkr.ecr.eu-west-1.amazonaws.com/llm/a/b":       1,
+		"harbor.acme.example/experiments/x":                 2,
+		"ghcr.io/someone/model":                             -1,
+		"evil.example/harbor.acme.example/models/llm/llama": -1,
+	} {
+		if _, got := p.Match(ref); got != want {
+			t.Errorf("Match(%q) = %d, want %d", ref, got, want)
+		}
+	}
+}
+
+// TestVerifyCosignFixtureUnderPolicy: what real cosign v3 and v2 attached
+// to a model (testdata/cosign) satisfies a policy naming its key, offline,
+// from an OCI layout; the same policy with stricter SLSA constraints fails
+// with reasons.
+func TestVerifyCosignFixtureUnderPolicy(t *testing.T) {
+	ctx := context.Background()
+	lay, _ := oras.OpenLayout(copyLayout(t))
+	model, _ := oras.Resolve(ctx, lay, "v1")
+	dir := t.TempDir()
+	pub, _ := os.ReadFile("testdata/cosign/cosign.pub")
+	os.WriteFile(filepath.Join(dir, "cosign.pub"), pub, 0o644)
+	policy := func(slsa string) *referrers.Policy {
+		p, err := referrers.LoadPolicy(ctx, writePolicy(t, dir, `version: 1
+trust:
+  release: {key: cosign.pub}
+models:
+  - match: ["**"]
+    signatures: {signers: [release]}
+    attestations:
+      - predicateType: https://slsa.dev/provenance/v1
+        signers: [release]
+        slsa: `+slsa+`
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := policy(`{builderIDs: ["https://ci.example.com/trainer@v2"], buildTypes: ["https://example.com/ml-train/v1"],
+          externalParameters: {ref: refs/heads/main},
+          dependencies: [{uriPrefix: "s3://datasets/", digest: {sha256: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}}]}`)
+	rep, err := referrers.VerifyModel(ctx, lay, "fixture", model, good, referrers.VerifyOptions{})
+	if err != nil {
+		t.Fatalf("%v\n%+v", err, rep)
+	}
+	verdicts := map[string]int{}
+	for _, f := range rep.Referrers {
+		verdicts[f.Verdict]++
+	}
+	if !rep.Passed || verdicts["verified"] != 2 || verdicts["legacy"] != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	for name, slsa := range map[string]string{
+		"builder":    `{builderIDs: ["https://ci.example.com/trainer@v3"]}`,
+		"dependency": `{dependencies: [{uri: "s3://datasets/approved/wiki"}]}`,
+		"digest":     `{dependencies: [{uriPrefix: "s3://datasets/", digest: {sha256: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb}}]}`,
+		"maxAge":     `{maxAge: 720h}`,
+		"source ref": `{externalParameters: {ref: refs/heads/release}}`,
+	} {
+		rep, err := referrers.VerifyModel(ctx, lay, "fixture", model, policy(slsa), referrers.VerifyOptions{Now: time.Now()})
+		var pe *referrers.PolicyError
+		if !errors.As(err, &pe) || rep.Passed {
+			t.Errorf("%s: err = %v", name, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), "attestation https://slsa.dev/provenance/v1") {
+			t.Errorf("%s: reason does not name the requirement: %v", name, err)
+		}
+	}
+}
