@@ -225,9 +225,17 @@ func discover(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model ocispec
 			if len(refs) > lim.MaxReferrers {
 				return fmt.Errorf("%w: %s has %d referrers listed, over the limit of %d", errHostile, parent.Digest, len(refs), lim.MaxReferrers)
 			}
+			listed := map[digest.Digest]bool{}
 			for _, d := range refs {
+				if listed[d.Digest] {
+					continue // the same referrer listed twice under one parent
+				}
+				listed[d.Digest] = true
 				if visited[d.Digest] {
-					continue // a cycle, or the same referrer listed twice
+					// A manifest names one subject by a digest that covers
+					// it: a true graph has no cycle and no manifest under two
+					// parents. The index is lying.
+					return fmt.Errorf("%w: %s is listed as a referrer of %s but was already reached (a cycle)", errHostile, d.Digest, parent.Digest)
 				}
 				visited[d.Digest] = true
 				if nodes++; nodes > lim.MaxNodes {

@@ -118,4 +118,3 @@ not, 1 verification could not run.`,
 	cmd.Flags().StringVar(&policy, "policy", "", "policy file (YAML or JSON)")
 	return cmd
 }
-
