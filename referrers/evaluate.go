@@ -250,7 +250,7 @@ func discover(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model ocispec
 				}
 				f.ArtifactType = r.Manifest.ArtifactType
 				f.PredicateType = r.PredicateType
-				verifyFinding(&f, r.Bundle, parent.Digest, p, anchors)
+				verifyFinding(&f, r, parent.Digest, p, anchors)
 				rep.Referrers = append(rep.Referrers, f)
 				next = append(next, r.Descriptor)
 			}
@@ -260,10 +260,23 @@ func discover(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model ocispec
 	return nil
 }
 
-func verifyFinding(f *Finding, bundle []byte, subject digest.Digest, p *Policy, anchors []string) {
+func verifyFinding(f *Finding, r *Referrer, subject digest.Digest, p *Policy, anchors []string) {
 	var reasons []string
 	for _, name := range anchors {
-		st, err := p.verifiers[name].Verify(bundle, subject)
+		var st *Statement
+		var err error
+		if r.PredicateType == PredicateModelSigning && f.Depth == 1 {
+			// A model-signing statement's subject is the digest over the
+			// model's files, not the manifest: it is bound to this model by
+			// CheckOMS against the manifest's layers, which the rule runs on
+			// every model-signing statement it counts.
+			st, err = p.verifiers[name].VerifyStatementOnly(r.Bundle)
+			if err == nil && st.PredicateType != PredicateModelSigning {
+				err = fmt.Errorf("statement is %s, not a model-signing statement", st.PredicateType)
+			}
+		} else {
+			st, err = p.verifiers[name].Verify(r.Bundle, subject)
+		}
 		if err != nil {
 			reasons = append(reasons, strings.TrimPrefix(err.Error(), ErrVerification.Error()+": "))
 			continue
