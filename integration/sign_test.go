@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -140,4 +142,37 @@ func attestedPayloads(t *testing.T, out string) string {
 		}
 	}
 	return all.String()
+}
+
+// verifiedPredicate finds the referrer of ref with predicate type pt,
+// verifies it with the public key and returns its predicate.
+func verifiedPredicate(t *testing.T, ref, pub, pt string) json.RawMessage {
+	t.Helper()
+	ctx := context.Background()
+	tgt, err := oras.OpenRemote(ctx, ref, oras.RemoteOptions{PlainHTTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, err := oras.Resolve(ctx, tgt, tgt.Reference)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := referrers.FindBundles(ctx, tgt, subject, pt)
+	if err != nil || len(found) == 0 {
+		t.Fatalf("no %s referrer: %v", pt, err)
+	}
+	v, err := referrers.LoadKeyVerifier(ctx, "k", pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := v.Verify(found[0].Bundle, subject.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Predicate
+}
+
+func sha256hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -94,5 +95,38 @@ func TestPolicyAcceptsCosignV3Referrers(t *testing.T) {
 	out := ma(t, "verify", "--plain-http", "--policy", policy, ref)
 	if !strings.Contains(out, "Result:  PASS") {
 		t.Fatalf("verify:\n%s", out)
+	}
+}
+
+// TestVerificationSummary: verify --attach-vsa signs a SLSA VSA naming the
+// policy digest and the attestations that counted, and attaches it.
+func TestVerificationSummary(t *testing.T) {
+	keys := keyDir(t)
+	policy := writeKeyPolicy(t, keys, false)
+	key := filepath.Join(keys, "cosign.key")
+	ref := regtest.Embedded(t, "") + "/models/tiny:v1"
+	ma(t, "push", "--plain-http", "--no-progress", ref, regtest.ModelDir(t, 100))
+	ma(t, "sign", "--plain-http", "--key", key, ref)
+	ma(t, "attest", "--plain-http", "--key", key, "--type", "slsaprovenance1", "--predicate", filepath.Join(keys, "provenance.json"), ref)
+	ma(t, "verify", "--plain-http", "--policy", policy, "--attach-vsa", "--key", key, ref)
+
+	tree := ma(t, "discover", "--plain-http", "--format", "json", ref)
+	if !strings.Contains(tree, "https://slsa.dev/verification_summary/v1") {
+		t.Fatalf("no VSA referrer:\n%s", tree)
+	}
+	policyBytes, _ := os.ReadFile(policy)
+	vsa := verifiedPredicate(t, ref, filepath.Join(keys, "cosign.pub"), "https://slsa.dev/verification_summary/v1")
+	var got struct {
+		VerificationResult string `json:"verificationResult"`
+		Policy             struct {
+			Digest map[string]string `json:"digest"`
+		} `json:"policy"`
+		InputAttestations []struct {
+			URI string `json:"uri"`
+		} `json:"inputAttestations"`
+	}
+	json.Unmarshal(vsa, &got)
+	if got.VerificationResult != "PASSED" || got.Policy.Digest["sha256"] != sha256hex(policyBytes) || len(got.InputAttestations) != 2 {
+		t.Fatalf("VSA %s", vsa)
 	}
 }

@@ -82,6 +82,8 @@ func newVerifyCmd() *cobra.Command {
 	var of outputFlags
 	var layout bool
 	var policy string
+	var vsa bool
+	var sf signerFlags
 	cmd := &cobra.Command{
 		Use:   "verify REF --policy FILE",
 		Short: "Verify a model's whole referrer graph (signatures, provenance, model signing) against a policy",
@@ -108,10 +110,25 @@ not, 1 verification could not run.`,
 			if err != nil {
 				return err
 			}
-			_, err = verifyModel(cmd, policy, t, layout, desc, cmd.OutOrStdout(), of.format)
+			var s *referrers.Signer
+			if vsa {
+				if s, err = sf.signer(cmd); err != nil {
+					return err
+				}
+			}
+			rep, err := verifyModel(cmd, policy, t, layout, desc, cmd.OutOrStdout(), of.format)
+			if vsa && rep != nil {
+				d, aerr := referrers.AttachVSA(cmd.Context(), t, desc, s, rep, filepath.Base(policy))
+				if aerr != nil {
+					return aerr
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "Verification summary (%s) attached: %s\n", referrers.PredicateVSA, d.Digest)
+			}
 			return err
 		},
 	}
+	sf.add(cmd.Flags())
+	cmd.Flags().BoolVar(&vsa, "attach-vsa", false, "sign a SLSA verification summary of the result (with --key or --keyless) and attach it to the model")
 	rf.add(cmd.Flags())
 	cmd.Flags().StringVar(&of.format, "format", "text", "output format: text, json")
 	cmd.Flags().BoolVar(&layout, "oci-layout", false, "REF is an OCI image layout DIR[:TAG|@DIGEST]")
