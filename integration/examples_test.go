@@ -41,3 +41,36 @@ func TestExampleSignVerify(t *testing.T) {
 		}
 	}
 }
+
+func TestExampleVerifyThenLoad(t *testing.T) {
+	keys := keyDir(t)
+	policy := writeKeyPolicy(t, keys, false)
+	key := filepath.Join(keys, "cosign.key")
+	h := regtest.Embedded(t, "")
+	ref := h + "/models/tiny:v1"
+	model := regtest.ModelDir(t, 100)
+	ma(t, "push", "--plain-http", "--no-progress", ref, model)
+	bin := filepath.Join(t.TempDir(), "verify-then-load")
+	if b, err := exec.Command("go", "build", "-o", bin, "../examples/verify-then-load").CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	run := func(out string) (string, int) {
+		cmd := exec.Command(bin, "-plain-http", "-policy", policy, ref, out)
+		b, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return string(b), code
+	}
+	out := filepath.Join(t.TempDir(), "model")
+	if got, code := run(out); code != 3 || !strings.Contains(got, "refused: signatures") {
+		t.Fatalf("unsigned model: exit %d\n%s", code, got)
+	}
+	ma(t, "sign", "--plain-http", "--key", key, ref)
+	ma(t, "attest", "--plain-http", "--key", key, "--type", "slsaprovenance1", "--predicate", filepath.Join(keys, "provenance.json"), ref)
+	if got, code := run(out); code != 0 || !strings.Contains(got, "verified and pulled") {
+		t.Fatalf("signed model: exit %d\n%s", code, got)
+	}
+	regtest.SameTree(t, model, out)
+}
