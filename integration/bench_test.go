@@ -40,7 +40,7 @@ type benchCase struct {
 func benchCases() []benchCase {
 	big := int64(2 << 30)
 	if s := os.Getenv("MODELATTEST_BENCH_BIG"); s != "" {
-		big, _ = strconv.ParseInt(s, 10, 64)
+		big = parseSize(s)
 	}
 	small := map[string]int64{}
 	for i := 0; i < 200; i++ {
@@ -197,4 +197,9 @@ func BenchmarkTransfer(b *testing.B) {
 			}
 		}
 	}
+}
+
+func parseSize(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
 }
