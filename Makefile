@@ -21,7 +21,7 @@ FUZZTIME     ?= 30s
 all: build
 
 help:
-	@echo "make demo   - start the embedded registry, pack, push, inspect, pull back and compare a small model"
+	@echo "make demo   - embedded registry: pack, push, inspect, sign, attest, verify, verified pull, compare"
 	@echo "make test   - install the pinned peer tools, then run every test (unit, integration, interop, conformance)"
 	@echo "make unit   - the tests that need no peer tool"
 	@echo "make bench  - push/pull benchmarks against oras on a local distribution registry"

@@ -42,8 +42,53 @@ step "Pushing it to the registry (each file read once, hashed while it uploads)"
 step "Inspecting it"
 "$ma" inspect --plain-http "$host/models/tiny-llm:v1"
 
-step "Pulling it back (every blob checked before it lands)"
-"$ma" pull --plain-http "$host/models/tiny-llm:v1" -o "$work/pulled" --insecure-skip-verify --no-progress
+step "Signing it and attesting how it was built (referrers in cosign's format)"
+export COSIGN_PASSWORD=demo
+"$ma" keygen --output-key-prefix "$work/release"
+ref="$host/models/tiny-llm:v1"
+"$ma" sign --plain-http --key "$work/release.key" "$ref"
+"$ma" attest --plain-http --key "$work/release.key" --type slsaprovenance1 \
+  --builder-id https://ci.example/trainer@v2 --build-type https://example/ml-train/v1 \
+  --param recipe=configs/tiny.yaml \
+  --dependency "uri=s3://datasets/approved/tiny-corpus,digest=sha256:$(printf corpus | sha256sum | cut -d' ' -f1)" "$ref"
+"$ma" attest --plain-http --key "$work/release.key" --type model-signing "$ref"
+"$ma" discover --plain-http "$ref"
+
+step "Verifying it against a policy"
+cat >"$work/policy.yaml" <<POLICY
+version: 1
+trust:
+  release: {key: release.pub}
+models:
+  - match: ["$host/models/**"]
+    signatures: {signers: [release]}
+    attestations:
+      - predicateType: slsaprovenance1
+        signers: [release]
+        slsa:
+          builderIDs: ["https://ci.example/trainer@v2"]
+          dependencies: [{uriPrefix: "s3://datasets/approved/"}]
+      - predicateType: model-signing
+        signers: [release]
+  - match: ["**"]
+    reject: true
+POLICY
+"$ma" verify --plain-http --policy "$work/policy.yaml" "$ref"
+
+step "An unsigned model under another tag is refused (exit 3)"
+echo "not the approved weights" >"$model/README.md"
+"$ma" push --plain-http "$host/models/tiny-llm:v2" "$model" --no-progress >/dev/null
+set +e
+"$ma" verify --plain-http --policy "$work/policy.yaml" "$host/models/tiny-llm:v2" >/dev/null 2>"$work/refused.txt"
+code=$?
+set -e
+tail -n 1 "$work/refused.txt"
+[ "$code" = 3 ] || { echo "expected exit 3, got $code"; exit 1; }
+restore_readme() { printf '# tiny-llm\nA model made up for the demo.\n' >"$model/README.md"; }
+restore_readme
+
+step "Verified pull: the policy is checked, then that digest is pulled, every blob checked before it lands"
+"$ma" pull --plain-http --policy "$work/policy.yaml" "$ref" -o "$work/pulled" --no-progress
 
 step "Comparing"
 diff -r "$model" "$work/pulled"
