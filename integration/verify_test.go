@@ -130,3 +130,26 @@ func TestVerificationSummary(t *testing.T) {
 		t.Fatalf("VSA %s", vsa)
 	}
 }
+
+// TestPolicyAcceptsCosignV2LegacySignature: cosign v2's default signature
+// (a sha256-<hex>.sig tag, simple signing) counts under a policy naming the
+// key; on a registry without the Referrers API, as cosign v2 users have.
+func TestPolicyAcceptsCosignV2LegacySignature(t *testing.T) {
+	cosign := regtest.Tool(t, "cosign-v2")
+	keys := cosignEnv(t, cosign)
+	policy := filepath.Join(keys, "policy.yaml")
+	os.WriteFile(policy, []byte("version: 1\ntrust: {release: {key: cosign.pub}}\nmodels:\n  - match: [\"**\"]\n    signatures: {signers: [release]}\n"), 0o644)
+	h := regtest.Distribution(t, "")
+	digest := digestOf(t, ma(t, "push", "--plain-http", "--no-progress", h+"/models/tiny:v1", regtest.ModelDir(t, 2048)))
+	ref := h + "/models/tiny@" + digest
+	if out, code := maCode(t, "verify", "--plain-http", "--policy", policy, ref); code != 3 {
+		t.Fatalf("unsigned: exit %d\n%s", code, out)
+	}
+	if out, err := regtest.RunIn(keys, cosign, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-http-registry", "--yes", ref); err != nil {
+		t.Fatalf("cosign sign: %v\n%s", err, out)
+	}
+	out := ma(t, "verify", "--plain-http", "--policy", policy, ref)
+	if !strings.Contains(out, "Result:  PASS") || !strings.Contains(out, "legacy by release") {
+		t.Fatalf("verify:\n%s", out)
+	}
+}

@@ -152,3 +152,49 @@ models:
 		}
 	}
 }
+
+// TestPolicyDocExamples: every YAML example in docs/POLICY.md is valid
+// against the schema, so the documentation cannot drift from the format.
+func TestPolicyDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../docs/POLICY.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(string(doc), "```yaml\n")
+	n := 0
+	for _, p := range parts[1:] {
+		block := p[:strings.Index(p, "```")]
+		if !strings.HasPrefix(block, "version: 1") {
+			continue // the annotated shape, not a policy
+		}
+		n++
+		if err := referrers.ValidatePolicySchema([]byte(block)); err != nil {
+			t.Errorf("example %d: %v\n%s", n, err, block)
+		}
+	}
+	if n < 4 {
+		t.Fatalf("found %d examples", n)
+	}
+}
+
+func TestWarnAndAuditModesReportWithoutRefusing(t *testing.T) {
+	ctx := context.Background()
+	lay, _ := oras.OpenLayout(copyLayout(t))
+	model, _ := oras.Resolve(ctx, lay, "v1")
+	dir := t.TempDir()
+	other, _ := os.ReadFile("testdata/oms/keys/signing-key-pub.pem") // not the key that signed
+	os.WriteFile(filepath.Join(dir, "other.pub"), other, 0o644)
+	for _, mode := range []string{"warn", "audit", "enforce"} {
+		p, err := referrers.LoadPolicy(ctx, writePolicy(t, dir, "version: 1\ntrust: {other: {key: other.pub}}\nmodels:\n  - match: [\"**\"]\n    mode: "+mode+"\n    signatures: {signers: [other]}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := referrers.VerifyModel(ctx, lay, "fixture", model, p, referrers.VerifyOptions{})
+		if rep == nil || rep.Passed || string(rep.Mode) != mode {
+			t.Fatalf("%s: report %+v", mode, rep)
+		}
+		if (err != nil) != (mode == "enforce") {
+			t.Errorf("%s: err = %v", mode, err)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"sigs.k8s.io/yaml"
 )
 
 // PolicySchema is the JSON Schema of a policy file (also valid for the
@@ -20,6 +21,16 @@ var (
 	schema     *jsonschema.Schema
 	schemaErr  error
 )
+
+// ValidatePolicySchema checks a policy (YAML or JSON) against PolicySchema
+// only: it loads no key and resolves no path.
+func ValidatePolicySchema(policy []byte) error {
+	js, err := yaml.YAMLToJSON(policy)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrPolicy, err)
+	}
+	return validateSchema(js)
+}
 
 func validateSchema(policyJSON []byte) error {
 	schemaOnce.Do(func() {
