@@ -87,19 +87,8 @@ func verifyPulledOMS(t *testing.T, keys, dir string) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, err := os.ReadFile(filepath.Join(dir, "model.sig"))
-	if err != nil {
-		return err
-	}
-	st, err := v.VerifyStatementOnly(sig)
-	if err != nil {
-		return err
-	}
-	files, err := referrers.HashDir(dir, referrers.OMSIgnorePaths(st))
-	if err != nil {
-		return err
-	}
-	return referrers.CheckOMS(st, files)
+	_, err = referrers.VerifyOMSDirectory(v, dir)
+	return err
 }
 
 // TestSigningErrorsPushNothing: a wrong password, an unreadable or

@@ -36,19 +36,8 @@ func copyDir(t *testing.T, src string) string {
 
 // verifyOMSDir checks a directory signed by the Python model_signing tool.
 func verifyOMSDir(v *referrers.Verifier, dir string) error {
-	sig, err := os.ReadFile(filepath.Join(dir, "model.sig"))
-	if err != nil {
-		return err
-	}
-	st, err := v.VerifyStatementOnly(sig)
-	if err != nil {
-		return err
-	}
-	files, err := referrers.HashDir(dir, referrers.OMSIgnorePaths(st))
-	if err != nil {
-		return err
-	}
-	return referrers.CheckOMS(st, files)
+	_, err := referrers.VerifyOMSDirectory(v, dir)
+	return err
 }
 
 // TestOMSFixtures: bundles made by the Python model_signing 1.1.0 tool

@@ -193,3 +193,26 @@ func OMSIgnorePaths(st *Statement) []string {
 	}
 	return append(pred.Serialization.IgnorePaths, "model.sig")
 }
+
+// VerifyOMSDirectory checks a model directory signed with OpenSSF model
+// signing: the bundle in dir/model.sig must verify against v, and its
+// statement must list exactly the directory's files (less the paths it
+// ignores) with their sha256 digests, as `model_signing verify` does.
+func VerifyOMSDirectory(v *Verifier, dir string) (*Statement, error) {
+	sig, err := os.ReadFile(filepath.Join(dir, "model.sig"))
+	if err != nil {
+		return nil, fmt.Errorf("model signing: %w", err)
+	}
+	st, err := v.VerifyStatementOnly(sig)
+	if err != nil {
+		return nil, err
+	}
+	files, err := HashDir(dir, OMSIgnorePaths(st))
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckOMS(st, files); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrVerification, err)
+	}
+	return st, nil
+}

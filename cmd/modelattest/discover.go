@@ -32,15 +32,7 @@ locates candidates: nothing in it is trusted until verify checks it.`,
 			if err := of.check("tree", "json"); err != nil {
 				return err
 			}
-			ro, err := rf.options(cmd.InOrStdin())
-			if err != nil {
-				return err
-			}
-			t, err := oras.Open(cmd.Context(), args[0], layout, ro)
-			if err != nil {
-				return err
-			}
-			desc, err := oras.Resolve(cmd.Context(), t, t.Reference)
+			t, desc, err := resolveTarget(cmd, args[0], layout, &rf)
 			if err != nil {
 				return err
 			}

@@ -259,15 +259,7 @@ Signatures and attestations are checked against a policy before the pull
 			if policy != "" && insecureSkipVerify {
 				return usageError{fmt.Errorf("--policy and --insecure-skip-verify are exclusive")}
 			}
-			ro, err := rf.options(cmd.InOrStdin())
-			if err != nil {
-				return err
-			}
-			t, err := oras.Open(cmd.Context(), args[0], layout, ro)
-			if err != nil {
-				return err
-			}
-			desc, err := oras.Resolve(cmd.Context(), t, t.Reference)
+			t, desc, err := resolveTarget(cmd, args[0], layout, &rf)
 			if err != nil {
 				return err
 			}
@@ -413,15 +405,7 @@ func newInspectCmd() *cobra.Command {
 			if err := of.check("text", "json"); err != nil {
 				return err
 			}
-			ro, err := rf.options(cmd.InOrStdin())
-			if err != nil {
-				return err
-			}
-			t, err := oras.Open(cmd.Context(), args[0], layout, ro)
-			if err != nil {
-				return err
-			}
-			desc, err := oras.Resolve(cmd.Context(), t, t.Reference)
+			t, desc, err := resolveTarget(cmd, args[0], layout, &rf)
 			if err != nil {
 				return err
 			}
