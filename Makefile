@@ -16,7 +16,7 @@ CRANE_VERSION        := v0.20.7
 GOTEST_FLAGS ?= -count=1 -timeout 30m
 FUZZTIME     ?= 30s
 
-.PHONY: all build test unit lint tools demo bench clean help
+.PHONY: all build test unit lint tools demo bench fuzz clean help
 
 all: build
 
@@ -26,6 +26,7 @@ help:
 	@echo "make unit   - the tests that need no peer tool"
 	@echo "make bench  - push/pull benchmarks against oras on a local distribution registry"
 	@echo "make lint   - gofmt, go vet, go mod tidy check"
+	@echo "make fuzz   - run every fuzz target for FUZZTIME (default 30s)"
 	@echo "make tools  - install oras, distribution, the OCI conformance suite, cosign v2/v3, crane"
 
 build:
@@ -80,6 +81,17 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
+
+# Each fuzz target runs for FUZZTIME; a crasher lands in testdata/fuzz and
+# becomes a regression test that `make test` runs.
+FUZZ_PKGS := ./modelspec ./oras ./referrers ./registry
+fuzz:
+	@set -e; for pkg in $(FUZZ_PKGS); do \
+	  for t in $$($(GO) test $$pkg -list '^Fuzz' | grep '^Fuzz'); do \
+	    echo "== $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test $$pkg -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME); \
+	  done; \
+	done
 
 demo: build
 	./scripts/demo.sh $(BIN)/modelattest
