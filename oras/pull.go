@@ -20,6 +20,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/modelattest/modelattest/modelspec"
@@ -307,20 +308,31 @@ func (st *staging) download(ctx context.Context, src content.Fetcher, e modelspe
 	d := e.Layer.Digest
 	part := st.blob(d) + ".part-" + randSuffix()
 	t := track(p, e.Path, e.Layer.Size)
-	err := func() error {
-		f, err := st.root.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	attempt := func() error {
+		f, err := st.root.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			return err
 		}
-		err = fetchInto(ctx, src, e.Layer, f, t)
+		ct := &countedTracker{t: t}
+		err = fetchInto(ctx, src, e.Layer, f, ct)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
+			t.Add(-ct.n)
 			return err
 		}
 		return st.root.Rename(part, st.blob(d))
-	}()
+	}
+	// A cut connection, a 5xx or bytes damaged in transit may go away on
+	// another try; every try is verified, and a registry that keeps serving
+	// the wrong bytes fails all of them.
+	var err error
+	for try := 0; try < 3; try++ {
+		if err = attempt(); err == nil || ctx.Err() != nil || !retryableFetch(err) {
+			break
+		}
+	}
 	t.Done("downloaded", err)
 	if err != nil {
 		_ = st.root.Remove(part)
@@ -330,6 +342,10 @@ func (st *staging) download(ctx context.Context, src content.Fetcher, e modelspe
 		return fmt.Errorf("layer %q (%s): %w", e.Path, d, err)
 	}
 	return nil
+}
+
+func retryableFetch(err error) bool {
+	return !errors.Is(err, errdef.ErrNotFound) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // fetchInto writes the blob desc into f, checking size and digest: in

@@ -54,6 +54,10 @@ type RemoteOptions struct {
 	HTTPClient *http.Client
 	// UserAgent is sent with every request.
 	UserAgent string
+	// RetryPolicy decides retries on 429, 5xx and network errors (nil:
+	// oras-go's default, five retries with exponential backoff from 200 ms,
+	// honouring Retry-After).
+	RetryPolicy retry.Policy
 }
 
 // hostsWithoutReferrersAPI are registries known to lack the Referrers API,
@@ -99,7 +103,11 @@ func NewRepository(ctx context.Context, ref string, opts RemoteOptions) (*remote
 		base = &http.Client{Transport: tr}
 	}
 	hc := *base
-	hc.Transport = retry.NewTransport(base.Transport)
+	rt := retry.NewTransport(base.Transport)
+	if opts.RetryPolicy != nil {
+		rt.Policy = func() retry.Policy { return opts.RetryPolicy }
+	}
+	hc.Transport = rt
 	client := &auth.Client{Client: &hc, Cache: auth.NewCache()}
 	if opts.UserAgent != "" {
 		client.SetUserAgent(opts.UserAgent)

@@ -65,16 +65,65 @@ func uploadFile(ctx context.Context, dst content.Storage, p string, size int64, 
 			return d, "exists", nil
 		}
 	}
-	f, err := os.Open(p)
-	if err != nil {
-		return "", "", err
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		lastErr = pushFile(ctx, dst, desc, p, t)
+		if lastErr == nil || !retryable(lastErr) || ctx.Err() != nil {
+			break
+		}
 	}
-	defer f.Close()
-	r := io.TeeReader(io.LimitReader(f, size), countingWriter{t})
-	if err := dst.Push(ctx, desc, r); err != nil && !errors.Is(err, errdef.ErrAlreadyExists) {
-		return "", "", err
+	if lastErr != nil {
+		return "", "", lastErr
 	}
 	return d, "uploaded", nil
+}
+
+// pushFile uploads the file in one request; a body cannot be replayed by
+// the HTTP retry layer, so a failed attempt is retried here from the file.
+func pushFile(ctx context.Context, dst content.Storage, desc ocispec.Descriptor, p string, t Tracker) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cw := &countedTracker{t: t}
+	r := io.TeeReader(io.LimitReader(f, desc.Size), cw)
+	if err := dst.Push(ctx, desc, r); err != nil && !errors.Is(err, errdef.ErrAlreadyExists) {
+		t.Add(-cw.n) // the next attempt counts again
+		return err
+	}
+	return nil
+}
+
+// countedTracker counts bytes sent in an attempt, so a retry can take them
+// back from the progress.
+type countedTracker struct {
+	t Tracker
+	n int64
+}
+
+func (c *countedTracker) Write(b []byte) (int, error) {
+	c.Add(int64(len(b)))
+	return len(b), nil
+}
+
+// Add counts n bytes of this attempt.
+func (c *countedTracker) Add(n int64) {
+	c.n += n
+	c.t.Add(n)
+}
+
+// Done passes on.
+func (c *countedTracker) Done(status string, err error) { c.t.Done(status, err) }
+
+// retryable reports whether an upload error may go away on another try: a
+// 5xx or 429 from the registry, or a broken connection.
+func retryable(err error) bool {
+	var ec *errcode.ErrorResponse
+	if errors.As(err, &ec) {
+		return ec.StatusCode >= 500 || ec.StatusCode == http.StatusTooManyRequests
+	}
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 func hashFile(p string, size int64) (digest.Digest, error) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Proxy is a reverse proxy in front of a real registry that counts requests
@@ -27,6 +28,11 @@ type Proxy struct {
 	fault func(r *http.Request) int
 	// Tamper, when set, may rewrite a response body.
 	tamper func(r *http.Request, body []byte) []byte
+	// drop, when set, says after how many response body bytes to cut the
+	// connection (a negative number: do not cut).
+	drop func(r *http.Request) int64
+	// delay, when set, says how long to stall before answering.
+	delay func(r *http.Request) time.Duration
 }
 
 // NewProxy starts a proxy in front of the registry at host.
@@ -57,12 +63,23 @@ func NewProxy(t testing.TB, host string) *Proxy {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.counts[r.Method+" "+r.URL.Path]++
-		fault := p.fault
+		fault, drop, delay := p.fault, p.drop, p.delay
 		p.mu.Unlock()
+		if delay != nil {
+			time.Sleep(delay(r))
+		}
 		if fault != nil {
 			if code := fault(r); code != 0 {
+				if code == http.StatusTooManyRequests {
+					w.Header().Set("Retry-After", "1")
+				}
 				w.WriteHeader(code)
 				return
+			}
+		}
+		if drop != nil {
+			if n := drop(r); n >= 0 {
+				w = &cuttingWriter{ResponseWriter: w, left: n}
 			}
 		}
 		rp.ServeHTTP(w, r)
@@ -104,4 +121,49 @@ func (p *Proxy) Reset() {
 	p.mu.Lock()
 	p.counts = map[string]int{}
 	p.mu.Unlock()
+}
+
+// SetDrop sets (or with nil clears) when to cut a response mid-body.
+func (p *Proxy) SetDrop(f func(r *http.Request) int64) {
+	p.mu.Lock()
+	p.drop = f
+	p.mu.Unlock()
+}
+
+// SetDelay sets (or with nil clears) a stall before each answer.
+func (p *Proxy) SetDelay(f func(r *http.Request) time.Duration) {
+	p.mu.Lock()
+	p.delay = f
+	p.mu.Unlock()
+}
+
+// cuttingWriter passes left bytes of the body, then closes the connection
+// under the client's feet, as a dropped network does.
+type cuttingWriter struct {
+	http.ResponseWriter
+	left int64
+}
+
+func (c *cuttingWriter) Write(b []byte) (int, error) {
+	if int64(len(b)) <= c.left {
+		c.left -= int64(len(b))
+		return c.ResponseWriter.Write(b)
+	}
+	n, _ := c.ResponseWriter.Write(b[:c.left])
+	c.left = 0
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+	if hj, ok := c.ResponseWriter.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+		}
+	}
+	return n, io.ErrClosedPipe
+}
+
+func (c *cuttingWriter) Flush() {
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
