@@ -141,6 +141,18 @@ func printPushed(cmd *cobra.Command, format, ref string, desc ocispec.Descriptor
 	return nil
 }
 
+// pushDir packs dir into t with progress and prints the result.
+func pushDir(cmd *cobra.Command, of *outputFlags, t *oras.Target, dir string, opts oras.PushOptions) error {
+	p, wait := of.progress(cmd)
+	opts.Progress = p
+	desc, err := oras.Push(cmd.Context(), t, t.Reference, dir, opts)
+	wait()
+	if err != nil {
+		return err
+	}
+	return printPushed(cmd, of.format, t.String(), desc)
+}
+
 func newPackCmd() *cobra.Command {
 	var pf packFlags
 	var of outputFlags
@@ -166,14 +178,7 @@ func newPackCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p, wait := of.progress(cmd)
-			opts.Progress = p
-			desc, err := oras.Push(cmd.Context(), t, t.Reference, args[0], opts)
-			wait()
-			if err != nil {
-				return err
-			}
-			return printPushed(cmd, of.format, t.String(), desc)
+			return pushDir(cmd, &of, t, args[0], opts)
 		},
 	}
 	pf.add(cmd.Flags())
@@ -209,14 +214,7 @@ func newPushCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p, wait := of.progress(cmd)
-			opts.Progress = p
-			desc, err := oras.Push(cmd.Context(), t, t.Reference, args[1], opts)
-			wait()
-			if err != nil {
-				return err
-			}
-			return printPushed(cmd, of.format, t.String(), desc)
+			return pushDir(cmd, &of, t, args[1], opts)
 		},
 	}
 	pf.add(cmd.Flags())
