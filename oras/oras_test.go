@@ -419,3 +419,34 @@ func TestPushSkipsUnchangedFilesTheRegistryHas(t *testing.T) {
 		t.Errorf("%d uploads after one change, want 2", n)
 	}
 }
+
+// TestPushThroughBodyCappingProxy: a proxy in front of the registry refuses
+// request bodies over 1 MiB with 413, as nginx does by default; both the
+// one-request upload of a small file and the streamed upload of a big one
+// fall back to chunks, and the model arrives intact.
+func TestPushThroughBodyCappingProxy(t *testing.T) {
+	ctx := context.Background()
+	proxy := regtest.NewProxy(t, regtest.Embedded(t, ""))
+	proxy.SetFault(func(r *http.Request) int {
+		if r.ContentLength > 1<<20 {
+			return http.StatusRequestEntityTooLarge
+		}
+		return 0
+	})
+	tgt := openRemote(t, proxy.Host, "models/capped", "")
+	model := regtest.ModelDir(t, 40<<20) // streamed
+	os.WriteFile(filepath.Join(model, "small.bin"), bytes.Repeat([]byte("s"), 3<<20), 0o644) // one request
+	desc, err := oras.Push(ctx, tgt, "v1", model, oras.PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := proxy.Count("PATCH", "/v2/models/capped/blobs/uploads/"); n < 40 {
+		t.Fatalf("%d PATCH requests: the upload did not fall back to chunks", n)
+	}
+	proxy.SetFault(nil)
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := oras.Pull(ctx, tgt, desc, out, oras.PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	regtest.SameTree(t, model, out)
+}

@@ -72,6 +72,13 @@ func uploadFile(ctx context.Context, dst content.Storage, p string, size int64, 
 			break
 		}
 	}
+	if isRemote && isTooLarge(lastErr) {
+		// One request is too big for a proxy in front of the registry.
+		if _, err := streamUpload(ctx, repo, p, size, t); err != nil {
+			return "", "", err
+		}
+		return d, "uploaded", nil
+	}
 	if lastErr != nil {
 		return "", "", lastErr
 	}
@@ -148,22 +155,39 @@ func hashFile(p string, size int64) (digest.Digest, error) {
 // first byte with a fresh hash, at most three times.
 func streamUpload(ctx context.Context, repo *remote.Repository, p string, size int64, t Tracker) (digest.Digest, error) {
 	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
+	chunks := chunkSizes
+	for attempt := 0; attempt < 3; {
 		if err := ctx.Err(); err != nil {
 			return "", err
 		}
-		d, sent, err := streamUploadOnce(ctx, repo, p, size, t)
+		d, sent, err := streamUploadOnce(ctx, repo, p, size, chunks[0], t)
 		if err == nil {
 			return d, nil
 		}
 		t.Add(-sent)
 		lastErr = err
+		if isTooLarge(err) && len(chunks) > 1 {
+			// A proxy in front of the registry caps request bodies (nginx's
+			// client_max_body_size is 1 MiB by default): send smaller chunks.
+			chunks = chunks[1:]
+			continue
+		}
+		attempt++
 		var ec *errcode.ErrorResponse
 		if errors.As(err, &ec) && ec.StatusCode < 500 && ec.StatusCode != http.StatusTooManyRequests && ec.StatusCode != http.StatusUnauthorized {
 			break // the registry refused this blob; asking again will not change its mind
 		}
 	}
 	return "", fmt.Errorf("upload %s: %w", p, lastErr)
+}
+
+// chunkSizes are the PATCH sizes tried in turn: the whole blob, then
+// smaller chunks when a proxy refuses a body as too large.
+var chunkSizes = []int64{0, 4 << 20, 1 << 20, 256 << 10}
+
+func isTooLarge(err error) bool {
+	var ec *errcode.ErrorResponse
+	return errors.As(err, &ec) && ec.StatusCode == http.StatusRequestEntityTooLarge
 }
 
 type hashingReader struct {
@@ -183,7 +207,7 @@ func (hr *hashingReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-func streamUploadOnce(ctx context.Context, repo *remote.Repository, p string, size int64, t Tracker) (digest.Digest, int64, error) {
+func streamUploadOnce(ctx context.Context, repo *remote.Repository, p string, size, chunk int64, t Tracker) (digest.Digest, int64, error) {
 	ctx = auth.AppendRepositoryScope(ctx, repo.Reference, auth.ActionPull, auth.ActionPush)
 	scheme := "https"
 	if repo.PlainHTTP {
@@ -214,14 +238,18 @@ func streamUploadOnce(ctx context.Context, repo *remote.Repository, p string, si
 	}
 	defer f.Close()
 	hr := &hashingReader{r: io.LimitReader(f, size), h: sha256.New(), t: t}
-	if size > 0 {
-		req, err = http.NewRequestWithContext(ctx, http.MethodPatch, loc.String(), hr)
+	if chunk <= 0 {
+		chunk = size
+	}
+	for off := int64(0); off < size; off += chunk {
+		n := min(chunk, size-off)
+		req, err = http.NewRequestWithContext(ctx, http.MethodPatch, loc.String(), io.LimitReader(hr, n))
 		if err != nil {
-			return "", 0, err
+			return "", hr.n, err
 		}
-		req.ContentLength = size
+		req.ContentLength = n
 		req.Header.Set("Content-Type", "application/octet-stream")
-		req.Header.Set("Content-Range", fmt.Sprintf("0-%d", size-1))
+		req.Header.Set("Content-Range", fmt.Sprintf("%d-%d", off, off+n-1))
 		if authz != "" {
 			req.Header.Set("Authorization", authz)
 		}
