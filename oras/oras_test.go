@@ -434,7 +434,7 @@ func TestPushThroughBodyCappingProxy(t *testing.T) {
 		return 0
 	})
 	tgt := openRemote(t, proxy.Host, "models/capped", "")
-	model := regtest.ModelDir(t, 40<<20) // streamed
+	model := regtest.ModelDir(t, 40<<20)                                                     // streamed
 	os.WriteFile(filepath.Join(model, "small.bin"), bytes.Repeat([]byte("s"), 3<<20), 0o644) // one request
 	desc, err := oras.Push(ctx, tgt, "v1", model, oras.PushOptions{})
 	if err != nil {
