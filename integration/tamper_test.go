@@ -44,6 +44,9 @@ type world struct {
 	stray   *referrers.Signer // trusted by nobody
 	pki     *testPKI
 	sig     *regtest.Sigstore
+	// tagSchema: the registry has no Referrers API (referrers live in a
+	// sha256-<hex> tag index).
+	tagSchema bool
 }
 
 const (
@@ -51,10 +54,14 @@ const (
 	goodDataset = "s3://acme-datasets/approved/wiki-2026"
 )
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, tagSchema bool) *world {
 	t.Helper()
-	w := &world{t: t, ctx: context.Background(), dir: t.TempDir()}
-	w.proxy = regtest.NewProxy(t, regtest.Embedded(t, ""))
+	w := &world{t: t, ctx: context.Background(), dir: t.TempDir(), tagSchema: tagSchema}
+	if tagSchema {
+		w.proxy = regtest.NewProxy(t, regtest.Distribution(t, ""))
+	} else {
+		w.proxy = regtest.NewProxy(t, regtest.Embedded(t, ""))
+	}
 	w.host = w.proxy.Host
 	signer := func(name string) *referrers.Signer {
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -214,8 +221,12 @@ func (w *world) passes(t *testing.T, ref string) {
 // rewriteReferrers makes the registry's referrers listing of subject say
 // something else.
 func (w *world) rewriteReferrers(subject digest.Digest, edit func(idx *ocispec.Index)) {
+	listing := "/referrers/" + subject.String()
+	if w.tagSchema {
+		listing = "/manifests/" + subject.Algorithm().String() + "-" + subject.Encoded()
+	}
 	w.proxy.SetTamper(func(r *http.Request, body []byte) []byte {
-		if !strings.HasSuffix(r.URL.Path, "/referrers/"+subject.String()) {
+		if !strings.HasSuffix(r.URL.Path, listing) {
 			return body
 		}
 		var idx ocispec.Index
@@ -228,8 +239,14 @@ func (w *world) rewriteReferrers(subject digest.Digest, edit func(idx *ocispec.I
 	})
 }
 
-func TestTamperMatrix(t *testing.T) {
-	w := newWorld(t)
+// TestTamperMatrix runs every case on the embedded registry (Referrers API).
+func TestTamperMatrix(t *testing.T) { tamperMatrix(t, newWorld(t, false)) }
+
+// TestTamperMatrixTagSchema runs them again on the CNCF distribution
+// registry, where referrers live in sha256-<hex> tag indexes.
+func TestTamperMatrixTagSchema(t *testing.T) { tamperMatrix(t, newWorld(t, true)) }
+
+func tamperMatrix(t *testing.T, w *world) {
 
 	t.Run("control: fully signed model passes", func(t *testing.T) {
 		tgt, desc, ref := w.model("models/control")
@@ -376,6 +393,7 @@ func TestTamperMatrix(t *testing.T) {
 		sigA := w.sign(tgtA, descA, w.release)
 		r, _ := referrers.FetchReferrer(w.ctx, tgtA, sigA, descA.Digest)
 		tgtB, descB, refB := w.model("models/elsewhere-b")
+		w.attest(tgtB, descB, w.release, provenance(t, goodBuilder, goodDataset)) // B has a listing to lie in
 		planted := w.attach(tgtB, descA, r.Bundle, referrers.PredicateCosignSign) // in B's repository, subject A
 		w.rewriteReferrers(descB.Digest, func(idx *ocispec.Index) { idx.Manifests = append(idx.Manifests, planted) })
 		defer w.proxy.SetTamper(nil)
@@ -410,7 +428,7 @@ func TestTamperMatrix(t *testing.T) {
 		defer w.proxy.SetTamper(nil)
 		w.passes(t, ref)
 	})
-	t.Run("referrer cycle", func(t *testing.T) {
+	cycle := func(t *testing.T) {
 		tgt, desc, ref := w.model("models/cycle")
 		w.fullySigned(tgt, desc)
 		refs, _ := oras.Referrers(w.ctx, tgt, desc, "")
@@ -418,7 +436,10 @@ func TestTamperMatrix(t *testing.T) {
 		w.rewriteReferrers(sig.Digest, func(idx *ocispec.Index) { idx.Manifests = append(idx.Manifests, desc) })
 		defer w.proxy.SetTamper(nil)
 		w.refused(t, ref, "a cycle")
-	})
+	}
+	if !w.tagSchema { // a signature has no tag index of its own to lie in
+		t.Run("referrer cycle", cycle)
+	}
 	t.Run("10,000 referrers", func(t *testing.T) {
 		tgt, desc, ref := w.model("models/flood")
 		w.fullySigned(tgt, desc)
