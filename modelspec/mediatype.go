@@ -18,8 +18,6 @@ const (
 	AnnotationFileMetadata = "org.cncf.model.file.metadata+json"
 
 	// Legacy (pre-CNCF) ModelPack names, read on pull.
-	legacyArtifactType       = "application/vnd.cnai.model.manifest.v1+json"
-	legacyMediaTypeConfig    = "application/vnd.cnai.model.config.v1+json"
 	legacyAnnotationFilepath = "org.cnai.model.filepath"
 	legacyAnnotationMetadata = "org.cnai.model.file.metadata+json"
 
@@ -187,15 +185,4 @@ func parseLayerMediaType(mt string) (kind Kind, format layerFormat, ok bool) {
 		return "", 0, false
 	}
 	return "", 0, false
-}
-
-// IsModelArtifactType reports whether an artifactType or config media type
-// names a model artifact we can read.
-func IsModelArtifactType(t string) bool {
-	switch t {
-	case ArtifactType, MediaTypeConfig, legacyArtifactType, legacyMediaTypeConfig:
-		return true
-	}
-	return strings.HasPrefix(t, "application/vnd.kitops.modelkit.") ||
-		strings.HasPrefix(t, "application/vnd.docker.ai.")
 }

@@ -79,28 +79,6 @@ func keys(t *testing.T) []keyCase {
 	return []keyCase{{"ECDSA P-256", p256}, {"ECDSA P-384", p384}, {"Ed25519", ed}}
 }
 
-// bundleOf finds the one referrer of subject with the given predicate type
-// and reads it through FetchReferrer.
-func bundleOf(t *testing.T, tgt *oras.Target, subject ocispec.Descriptor, predicateType string) *referrers.Referrer {
-	t.Helper()
-	ctx := context.Background()
-	refs, err := oras.Referrers(ctx, tgt, subject, referrers.BundleMediaType)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range refs {
-		ref, err := referrers.FetchReferrer(ctx, tgt, r, subject.Digest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ref.PredicateType == predicateType {
-			return ref
-		}
-	}
-	t.Fatalf("no %s referrer among %d", predicateType, len(refs))
-	return nil
-}
-
 func TestSignAndVerifyOnEveryTarget(t *testing.T) {
 	ctx := context.Background()
 	for tname, open := range targets(t) {

@@ -5,7 +5,6 @@
 package regtest
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -172,18 +171,6 @@ func RunErr(name string, args ...string) (string, error) {
 	cmd.Env = append(os.Environ(), "HOME="+os.TempDir())
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-// Lines splits output into its non-empty lines.
-func Lines(s string) []string {
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(s))
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
 }
 
 // RunIn runs a command in dir and returns its combined output and error.
