@@ -1,7 +1,10 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,5 +151,40 @@ func TestAuthMatrix(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestExpiredTokenAtUploadEndReauthenticates: a bearer token that expires
+// while a big blob streams up (Harbor's tokens live 30 minutes) makes the
+// closing PUT answer 401; the client gets a new token and finishes the same
+// upload, without sending the blob again.
+func TestExpiredTokenAtUploadEndReauthenticates(t *testing.T) {
+	ts := regtest.NewTokenService(t, robot, robotPassword)
+	proxy := regtest.NewProxy(t, regtest.Distribution(t, ts.RegistryConfig()))
+	expired := false
+	challenge := fmt.Sprintf(`Bearer realm=%q,service=%q,scope="repository:models/big:pull,push"`, ts.URL, ts.Service)
+	proxy.SetFault(func(r *http.Request) int {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") && !expired {
+			expired = true
+			return -http.StatusUnauthorized // answer 401 with the challenge
+		}
+		return 0
+	})
+	proxy.SetChallenge(challenge)
+	model := t.TempDir()
+	os.WriteFile(filepath.Join(model, "model.safetensors"), bytes.Repeat([]byte("w"), 40<<20), 0o644) // streamed
+	out, code := maEnv(t, []string{"DOCKER_CONFIG=" + t.TempDir()}, "", "push", "--plain-http", "--no-progress",
+		"-u", robot, "-p", robotPassword, proxy.Host+"/models/big:v1", model)
+	if code != 0 {
+		t.Fatalf("push: exit %d\n%s", code, out)
+	}
+	if !expired {
+		t.Fatal("the expiry was never simulated")
+	}
+	if n := proxy.Count("PATCH", "/v2/models/big/blobs/uploads/"); n != 1 {
+		t.Fatalf("%d PATCH uploads: the blob was sent again", n)
+	}
+	if len(ts.Issued()) < 2 {
+		t.Fatalf("%d tokens issued: the client did not re-authenticate", len(ts.Issued()))
 	}
 }

@@ -272,9 +272,10 @@ func streamUploadOnce(ctx context.Context, repo *remote.Repository, p string, si
 		return "", hr.n, err
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
-	if authz != "" {
-		req.Header.Set("Authorization", authz)
-	}
+	// No Authorization copied here: the closing PUT has no body, so the
+	// auth client can answer a 401 (a token that expired during a long
+	// upload, Harbor's last 30 minutes) with a fresh token and send it again,
+	// instead of the whole upload starting over.
 	if _, err = doExpect(client, req, http.StatusCreated); err != nil {
 		return "", hr.n, err
 	}

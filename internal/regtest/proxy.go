@@ -34,6 +34,8 @@ type Proxy struct {
 	drop func(r *http.Request) int64
 	// delay, when set, says how long to stall before answering.
 	delay func(r *http.Request) time.Duration
+	// challenge is the WWW-Authenticate header sent with a faulted 401.
+	challenge string
 }
 
 // NewProxy starts a proxy in front of the registry at host.
@@ -76,6 +78,12 @@ func NewProxy(t testing.TB, host string) *Proxy {
 		}
 		if fault != nil {
 			if code := fault(r); code != 0 {
+				if code < 0 { // a 401 that carries the registry's challenge
+					code = -code
+					p.mu.Lock()
+					w.Header().Set("WWW-Authenticate", p.challenge)
+					p.mu.Unlock()
+				}
 				if code == http.StatusTooManyRequests {
 					w.Header().Set("Retry-After", "1")
 				}
@@ -172,4 +180,12 @@ func (c *cuttingWriter) Flush() {
 	if f, ok := c.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// SetChallenge sets the WWW-Authenticate header of a faulted 401 (a fault
+// function returns -401 for it).
+func (p *Proxy) SetChallenge(c string) {
+	p.mu.Lock()
+	p.challenge = c
+	p.mu.Unlock()
 }
