@@ -133,11 +133,11 @@ type pushResult struct {
 	Manifest  ocispec.Descriptor `json:"manifest"`
 }
 
-func printPushed(cmd *cobra.Command, format, ref string, desc ocispec.Descriptor) error {
+func printPushed(cmd *cobra.Command, format, verb, ref string, desc ocispec.Descriptor) error {
 	if format == "json" {
 		return printJSON(cmd.OutOrStdout(), pushResult{Reference: ref, Manifest: desc})
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "Pushed %s\nDigest: %s\n", ref, desc.Digest)
+	fmt.Fprintf(cmd.OutOrStdout(), "%s %s\nDigest: %s\n", verb, ref, desc.Digest)
 	return nil
 }
 
@@ -150,7 +150,11 @@ func pushDir(cmd *cobra.Command, of *outputFlags, t *oras.Target, dir string, op
 	if err != nil {
 		return err
 	}
-	return printPushed(cmd, of.format, t.String(), desc)
+	verb := "Pushed"
+	if cmd.Name() == "pack" {
+		verb = "Packed"
+	}
+	return printPushed(cmd, of.format, verb, t.String(), desc)
 }
 
 func newPackCmd() *cobra.Command {
