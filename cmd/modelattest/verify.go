@@ -14,9 +14,12 @@ import (
 )
 
 // policyRepository is what a policy rule matches: host/repository for a
-// registry, the cleaned path for an OCI layout.
+// registry, the absolute path for an OCI layout.
 func policyRepository(t *oras.Target, layout bool) string {
 	if layout {
+		if abs, err := filepath.Abs(t.Name); err == nil {
+			return abs
+		}
 		return filepath.Clean(t.Name)
 	}
 	return t.Name
