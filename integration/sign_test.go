@@ -176,3 +176,24 @@ func sha256hex(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
 }
+
+// TestCosignUsesOurKeygen: cosign v3 signs with a private key file that
+// `modelattest keygen` wrote, and we verify that signature with the public
+// key file it wrote: the files are cosign's format both ways.
+func TestCosignUsesOurKeygen(t *testing.T) {
+	cosign := regtest.Tool(t, "cosign-v3")
+	keys := keyDir(t) // modelattest keygen, empty password
+	if out, err := regtest.RunIn(keys, cosign, "signing-config", "create", "--out", "signing-config.json"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	h := regtest.Embedded(t, "")
+	digest := digestOf(t, ma(t, "push", "--plain-http", "--no-progress", h+"/models/tiny:v1", regtest.ModelDir(t, 100)))
+	ref := h + "/models/tiny@" + digest
+	if out, err := regtest.RunIn(keys, cosign, "sign", "--key", "cosign.key", "--signing-config", "signing-config.json",
+		"--allow-http-registry", "--yes", ref); err != nil {
+		t.Fatalf("cosign sign with our key: %v\n%s", err, out)
+	}
+	if pred := verifiedPredicate(t, ref, filepath.Join(keys, "cosign.pub"), referrers.PredicateCosignSign); pred == nil {
+		t.Fatal("no verified signature")
+	}
+}
