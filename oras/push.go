@@ -82,10 +82,10 @@ func Push(ctx context.Context, dst orasgo.Target, ref, dir string, opts PushOpti
 // PushArtifact stores a packed artifact's config and manifest (its layers
 // must be there already) and tags it with ref when ref is not empty.
 func PushArtifact(ctx context.Context, dst orasgo.Target, ref string, art *modelspec.Artifact) error {
-	if err := pushIfMissing(ctx, dst, art.ConfigDesc, art.ConfigJSON); err != nil {
+	if err := PushBytes(ctx, dst, art.ConfigDesc, art.ConfigJSON); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	if err := pushIfMissing(ctx, dst, art.ManifestDesc, art.ManifestJSON); err != nil {
+	if err := PushBytes(ctx, dst, art.ManifestDesc, art.ManifestJSON); err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}
 	if ref != "" {
@@ -96,7 +96,8 @@ func PushArtifact(ctx context.Context, dst orasgo.Target, ref string, art *model
 	return nil
 }
 
-func pushIfMissing(ctx context.Context, dst content.Storage, desc ocispec.Descriptor, b []byte) error {
+// PushBytes stores b as desc in dst unless dst has it already.
+func PushBytes(ctx context.Context, dst content.Storage, desc ocispec.Descriptor, b []byte) error {
 	if ok, err := dst.Exists(ctx, desc); err == nil && ok {
 		return nil
 	}

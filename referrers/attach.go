@@ -1,16 +1,15 @@
 package referrers
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	orasgo "oras.land/oras-go/v2"
-	"oras.land/oras-go/v2/errdef"
+
+	"github.com/modelattest/modelattest/oras"
 )
 
 // AttachOptions are the optional settings of Attach. The zero value stamps
@@ -31,7 +30,7 @@ func Attach(ctx context.Context, dst orasgo.Target, subject ocispec.Descriptor, 
 		opts.Created = time.Now()
 	}
 	layer := ocispec.Descriptor{MediaType: BundleMediaType, Digest: digest.FromBytes(bundleJSON), Size: int64(len(bundleJSON))}
-	if err := pushBlob(ctx, dst, layer, bundleJSON); err != nil {
+	if err := oras.PushBytes(ctx, dst, layer, bundleJSON); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("push bundle: %w", err)
 	}
 	ann := map[string]string{
@@ -52,15 +51,4 @@ func Attach(ctx context.Context, dst orasgo.Target, subject ocispec.Descriptor, 
 		return ocispec.Descriptor{}, fmt.Errorf("push referrer: %w", err)
 	}
 	return desc, nil
-}
-
-func pushBlob(ctx context.Context, dst orasgo.Target, desc ocispec.Descriptor, b []byte) error {
-	if ok, err := dst.Exists(ctx, desc); err == nil && ok {
-		return nil
-	}
-	err := dst.Push(ctx, desc, bytes.NewReader(b))
-	if errors.Is(err, errdef.ErrAlreadyExists) {
-		return nil
-	}
-	return err
 }

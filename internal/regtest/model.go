@@ -85,12 +85,24 @@ func Tree(t testing.TB, dir string) []FileState {
 // same bytes and permission bits.
 func SameTree(t testing.TB, a, b string) {
 	t.Helper()
+	compareTrees(t, a, b, true)
+}
+
+// SameContent fails the test unless dirs a and b hold the same files with
+// the same bytes (modes are not compared: other tools do not keep them).
+func SameContent(t testing.TB, a, b string) {
+	t.Helper()
+	compareTrees(t, a, b, false)
+}
+
+func compareTrees(t testing.TB, a, b string, modes bool) {
+	t.Helper()
 	ta, tb := Tree(t, a), Tree(t, b)
 	if len(ta) != len(tb) {
 		t.Fatalf("%s has %d files, %s has %d", a, len(ta), b, len(tb))
 	}
 	for i := range ta {
-		if ta[i].Path != tb[i].Path || ta[i].Mode != tb[i].Mode || ta[i].Data != tb[i].Data {
+		if ta[i].Path != tb[i].Path || ta[i].Data != tb[i].Data || (modes && ta[i].Mode != tb[i].Mode) {
 			t.Fatalf("file %d differs: %s %v (%d bytes) vs %s %v (%d bytes)", i,
 				ta[i].Path, ta[i].Mode, len(ta[i].Data), tb[i].Path, tb[i].Mode, len(tb[i].Data))
 		}
@@ -109,19 +121,4 @@ func Entries(t testing.TB, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
-}
-
-// SameContent fails the test unless dirs a and b hold the same files with
-// the same bytes (modes are not compared: other tools do not keep them).
-func SameContent(t testing.TB, a, b string) {
-	t.Helper()
-	ta, tb := Tree(t, a), Tree(t, b)
-	if len(ta) != len(tb) {
-		t.Fatalf("%s has %d files, %s has %d", a, len(ta), b, len(tb))
-	}
-	for i := range ta {
-		if ta[i].Path != tb[i].Path || ta[i].Data != tb[i].Data {
-			t.Fatalf("file %d differs: %s (%d bytes) vs %s (%d bytes)", i, ta[i].Path, len(ta[i].Data), tb[i].Path, len(tb[i].Data))
-		}
-	}
 }
