@@ -13,7 +13,7 @@ COSIGN2_VERSION      := v2.6.5
 COSIGN3_VERSION      := v3.1.3
 CRANE_VERSION        := v0.20.7
 
-GOTEST_FLAGS ?= -count=1 -timeout 30m
+GOTEST_FLAGS ?= -count=1 -race -timeout 30m
 FUZZTIME     ?= 30s
 
 .PHONY: all build test unit lint tools demo bench fuzz clean help

@@ -1,5 +1,7 @@
 package oras
 
+import "sync/atomic"
+
 // Progress reports transfers. The CLI shows bars on a terminal; the library
 // default (nil) reports nothing.
 type Progress interface {
@@ -28,10 +30,24 @@ func track(p Progress, name string, size int64) Tracker {
 	return p.Track(name, size)
 }
 
-// countingWriter adds every write to a tracker.
-type countingWriter struct{ t Tracker }
+// countingWriter adds every write to a tracker and counts what it added,
+// so a failed attempt can take its bytes back from the progress. It is
+// itself a Tracker, to hand to code that reports progress.
+type countingWriter struct {
+	t Tracker
+	n atomic.Int64 // parallel byte ranges add from several goroutines
+}
 
-func (w countingWriter) Write(b []byte) (int, error) {
-	w.t.Add(int64(len(b)))
+func (w *countingWriter) Write(b []byte) (int, error) {
+	w.Add(int64(len(b)))
 	return len(b), nil
 }
+
+// Add counts n more bytes.
+func (w *countingWriter) Add(n int64) {
+	w.n.Add(n)
+	w.t.Add(n)
+}
+
+// Done passes on.
+func (w *countingWriter) Done(status string, err error) { w.t.Done(status, err) }

@@ -202,11 +202,7 @@ func checkConfig(ctx context.Context, src content.Fetcher, m *ocispec.Manifest) 
 	if m.Config.MediaType != modelspec.MediaTypeConfig {
 		return nil
 	}
-	b, err := fetchSmall(ctx, src, m.Config, "config")
-	if err != nil {
-		return err
-	}
-	cfg, err := modelspec.ParseConfig(b)
+	cfg, err := FetchConfig(ctx, src, m.Config)
 	if err != nil {
 		return err
 	}
@@ -319,13 +315,13 @@ func (st *staging) download(ctx context.Context, src content.Fetcher, e modelspe
 		if err != nil {
 			return err
 		}
-		ct := &countedTracker{t: t}
+		ct := &countingWriter{t: t}
 		err = fetchInto(ctx, src, e.Layer, f, ct)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			t.Add(-ct.n)
+			t.Add(-ct.n.Load())
 			return err
 		}
 		return st.root.Rename(part, st.blob(d))
@@ -380,7 +376,7 @@ func fetchInto(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor
 	}
 	if desc.Digest.Algorithm() != digest.SHA256 {
 		vr := content.NewVerifyReader(rc, desc)
-		if _, err = io.Copy(f, io.TeeReader(vr, countingWriter{t})); err != nil {
+		if _, err = io.Copy(f, io.TeeReader(vr, &countingWriter{t: t})); err != nil {
 			return err
 		}
 		return vr.Verify()
@@ -423,7 +419,7 @@ func (st *staging) fetchArchive(ctx context.Context, src content.Fetcher, e mode
 		}
 		defer rc.Close()
 		vr := content.NewVerifyReader(rc, e.Layer)
-		in := io.TeeReader(vr, countingWriter{t})
+		in := io.TeeReader(vr, &countingWriter{t: t})
 		err = u.Extract(e, in, func(p string, mode fs.FileMode, size int64, r io.Reader) error {
 			name := dir + "/" + p
 			if err := st.root.MkdirAll(path.Dir(name), 0o700); err != nil {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -93,35 +94,14 @@ func pushFile(ctx context.Context, dst content.Storage, desc ocispec.Descriptor,
 		return err
 	}
 	defer f.Close()
-	cw := &countedTracker{t: t}
+	cw := &countingWriter{t: t}
 	r := io.TeeReader(io.LimitReader(f, desc.Size), cw)
 	if err := dst.Push(ctx, desc, r); err != nil && !errors.Is(err, errdef.ErrAlreadyExists) {
-		t.Add(-cw.n) // the next attempt counts again
+		t.Add(-cw.n.Load()) // the next attempt counts again
 		return err
 	}
 	return nil
 }
-
-// countedTracker counts bytes sent in an attempt, so a retry can take them
-// back from the progress.
-type countedTracker struct {
-	t Tracker
-	n int64
-}
-
-func (c *countedTracker) Write(b []byte) (int, error) {
-	c.Add(int64(len(b)))
-	return len(b), nil
-}
-
-// Add counts n bytes of this attempt.
-func (c *countedTracker) Add(n int64) {
-	c.n += n
-	c.t.Add(n)
-}
-
-// Done passes on.
-func (c *countedTracker) Done(status string, err error) { c.t.Done(status, err) }
 
 // retryable reports whether an upload error may go away on another try: a
 // 5xx or 429 from the registry, or a broken connection.
@@ -190,6 +170,20 @@ func isTooLarge(err error) bool {
 	return errors.As(err, &ec) && ec.StatusCode == http.StatusRequestEntityTooLarge
 }
 
+// sentBody is a request body that says when the transport is done with it:
+// the transport closes a request body once, after its last read, whatever
+// happened to the request.
+type sentBody struct {
+	io.Reader
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (b *sentBody) Close() error {
+	b.once.Do(func() { close(b.closed) })
+	return nil
+}
+
 type hashingReader struct {
 	r io.Reader
 	h hash.Hash
@@ -243,7 +237,8 @@ func streamUploadOnce(ctx context.Context, repo *remote.Repository, p string, si
 	}
 	for off := int64(0); off < size; off += chunk {
 		n := min(chunk, size-off)
-		req, err = http.NewRequestWithContext(ctx, http.MethodPatch, loc.String(), io.LimitReader(hr, n))
+		body := &sentBody{Reader: io.LimitReader(hr, n), closed: make(chan struct{})}
+		req, err = http.NewRequestWithContext(ctx, http.MethodPatch, loc.String(), body)
 		if err != nil {
 			return "", hr.n, err
 		}
@@ -253,7 +248,12 @@ func streamUploadOnce(ctx context.Context, repo *remote.Repository, p string, si
 		if authz != "" {
 			req.Header.Set("Authorization", authz)
 		}
-		if resp, err = doExpect(client, req, http.StatusAccepted, http.StatusNoContent); err != nil {
+		resp, err = doExpect(client, req, http.StatusAccepted, http.StatusNoContent)
+		// The transport may still be sending the body when an early answer
+		// (a 413, a 401) arrives; the hash and count are ours again only
+		// once it has closed the body.
+		<-body.closed
+		if err != nil {
 			return "", hr.n, err
 		}
 		if loc, err = uploadLocation(resp, req.URL); err != nil {
