@@ -11,6 +11,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sigstore/sigstore-go/pkg/verify"
 	orasgo "oras.land/oras-go/v2"
 
 	"github.com/modelattest/modelattest/modelspec"
@@ -261,21 +262,30 @@ func discover(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model ocispec
 }
 
 func verifyFinding(f *Finding, r *Referrer, subject digest.Digest, p *Policy, anchors []string) {
+	if len(anchors) == 0 {
+		f.Verdict, f.Reason = "untrusted", "the rule names no signer"
+		return
+	}
+	// What does not depend on the signer is checked once per bundle.
+	b, err := checkBundle(r.Bundle)
+	if err != nil {
+		f.Verdict, f.Reason = "untrusted", strings.TrimPrefix(err.Error(), ErrVerification.Error()+": ")
+		return
+	}
 	var reasons []string
 	for _, name := range anchors {
 		var st *Statement
-		var err error
 		if r.PredicateType == PredicateModelSigning && f.Depth == 1 {
 			// A model-signing statement's subject is the digest over the
 			// model's files, not the manifest: it is bound to this model by
 			// CheckOMS against the manifest's layers, which the rule runs on
 			// every model-signing statement it counts.
-			st, err = p.verifiers[name].VerifyStatementOnly(r.Bundle)
+			st, err = p.verifiers[name].verifyParsed(b, verify.WithoutArtifactUnsafe(), "")
 			if err == nil && st.PredicateType != PredicateModelSigning {
 				err = fmt.Errorf("statement is %s, not a model-signing statement", st.PredicateType)
 			}
 		} else {
-			st, err = p.verifiers[name].Verify(r.Bundle, subject)
+			st, err = p.verifiers[name].verifySubject(b, subject)
 		}
 		if err != nil {
 			reasons = append(reasons, strings.TrimPrefix(err.Error(), ErrVerification.Error()+": "))
@@ -285,12 +295,9 @@ func verifyFinding(f *Finding, r *Referrer, subject digest.Digest, p *Policy, an
 		f.statement = st
 		f.PredicateType = st.PredicateType
 	}
-	switch {
-	case len(f.VerifiedBy) > 0:
+	if len(f.VerifiedBy) > 0 {
 		f.Verdict = "verified"
-	case len(anchors) == 0:
-		f.Verdict, f.Reason = "untrusted", "the rule names no signer"
-	default:
+	} else {
 		f.Verdict, f.Reason = "untrusted", strings.Join(reasons, "; ")
 	}
 }
@@ -340,7 +347,7 @@ func requireSigned(rep *Report, what, predicateType string, signers []string, th
 		msg := fmt.Sprintf("%d of %d required distinct signers among %v", len(req.By), threshold, signers)
 		if len(reasons) > 0 {
 			msg += " (" + strings.Join(reasons, "; ") + ")"
-		} else if n := countUntrusted(rep, predicateType); n > 0 {
+		} else if n := countUntrusted(rep); n > 0 {
 			msg += fmt.Sprintf(" (%d referrers did not verify against a trusted signer: %s)", n, firstReason(rep))
 		} else {
 			msg += " (none found)"
@@ -350,7 +357,7 @@ func requireSigned(rep *Report, what, predicateType string, signers []string, th
 	return req
 }
 
-func countUntrusted(rep *Report, _ string) int {
+func countUntrusted(rep *Report) int {
 	n := 0
 	for _, f := range rep.Referrers {
 		if f.Depth == 1 && f.Verdict != "verified" && f.Verdict != "legacy" {

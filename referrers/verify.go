@@ -31,10 +31,10 @@ var ErrVerification = errors.New("verification failed")
 // X.509 root with subject constraints, or a keyless identity.
 type Verifier struct {
 	// Name identifies the signer in results (the policy's anchor name).
-	Name     string
-	material root.TrustedMaterial
-	options  []verify.VerifierOption
-	policy   []verify.PolicyOption
+	Name string
+	// sv checks key and keyless bundles; built once, reused for every bundle.
+	sv     *verify.Verifier
+	policy []verify.PolicyOption
 	// pub is the trusted public key of a key anchor (legacy signatures).
 	pub crypto.PublicKey
 	// x509Roots and x509, for a company PKI, replace sigstore-go's
@@ -51,11 +51,11 @@ func NewKeyVerifier(name string, pub crypto.PublicKey) (*Verifier, error) {
 	}
 	key := root.NewExpiringKey(sv, time.Time{}, time.Time{})
 	material := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
-	return &Verifier{
-		Name: name, material: material, pub: pub,
-		options: []verify.VerifierOption{verify.WithNoObserverTimestamps()},
-		policy:  []verify.PolicyOption{verify.WithKey()},
-	}, nil
+	v, err := verify.NewVerifier(material, verify.WithNoObserverTimestamps())
+	if err != nil {
+		return nil, fmt.Errorf("trusted key %s: %w", name, err)
+	}
+	return &Verifier{Name: name, sv: v, pub: pub, policy: []verify.PolicyOption{verify.WithKey()}}, nil
 }
 
 // LoadKeyVerifier trusts the public key in a PEM file (cosign.pub, a PKIX
@@ -189,16 +189,12 @@ func NewKeylessVerifier(name string, trustedRootJSON []byte, id KeylessIdentity)
 	if err != nil {
 		return nil, fmt.Errorf("trusted root %s: %w", name, err)
 	}
-	return newKeylessVerifier(name, tr, id)
+	return NewKeylessVerifierWithMaterial(name, tr, id)
 }
 
 // NewKeylessVerifierWithMaterial is NewKeylessVerifier with trusted material
 // already in memory (a private Sigstore deployment, tests).
 func NewKeylessVerifierWithMaterial(name string, tm root.TrustedMaterial, id KeylessIdentity) (*Verifier, error) {
-	return newKeylessVerifier(name, tm, id)
-}
-
-func newKeylessVerifier(name string, tm root.TrustedMaterial, id KeylessIdentity) (*Verifier, error) {
 	for _, re := range []string{id.IssuerRegExp, id.SubjectRegExp} {
 		if re != "" {
 			if _, err := regexp.Compile(re); err != nil {
@@ -210,31 +206,37 @@ func newKeylessVerifier(name string, tm root.TrustedMaterial, id KeylessIdentity
 	if err != nil {
 		return nil, fmt.Errorf("keyless identity %s: %w", name, err)
 	}
-	return &Verifier{
-		Name: name, material: tm,
-		options: []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithIntegratedTimestamps(1)},
-		policy:  []verify.PolicyOption{verify.WithCertificateIdentity(certID)},
-	}, nil
+	v, err := verify.NewVerifier(tm, verify.WithTransparencyLog(1), verify.WithIntegratedTimestamps(1))
+	if err != nil {
+		return nil, fmt.Errorf("keyless identity %s: %w", name, err)
+	}
+	return &Verifier{Name: name, sv: v, policy: []verify.PolicyOption{verify.WithCertificateIdentity(certID)}}, nil
 }
 
 // Verify checks bundleJSON: its signature against the trusted signer, and
 // that its in-toto statement names subject. It returns the statement.
 func (v *Verifier) Verify(bundleJSON []byte, subject digest.Digest) (*Statement, error) {
-	raw, err := hex.DecodeString(subject.Encoded())
-	if err != nil || subject.Validate() != nil {
-		return nil, fmt.Errorf("subject %q: not a digest", subject)
+	b, err := checkBundle(bundleJSON)
+	if err != nil {
+		return nil, err
 	}
-	return v.verify(bundleJSON, verify.WithArtifactDigest(subject.Algorithm().String(), raw), subject)
+	return v.verifySubject(b, subject)
 }
 
 // VerifyStatementOnly checks the signature of a bundle whose statement
 // subject is not a manifest digest (an OpenSSF model-signing root, which
 // CheckOMS then recomputes from the files). It must not be used alone.
 func (v *Verifier) VerifyStatementOnly(bundleJSON []byte) (*Statement, error) {
-	return v.verify(bundleJSON, verify.WithoutArtifactUnsafe(), "")
+	b, err := checkBundle(bundleJSON)
+	if err != nil {
+		return nil, err
+	}
+	return v.verifyParsed(b, verify.WithoutArtifactUnsafe(), "")
 }
 
-func (v *Verifier) verify(bundleJSON []byte, artifact verify.ArtifactPolicyOption, subject digest.Digest) (*Statement, error) {
+// checkBundle parses a bundle and checks what does not depend on the
+// signer: a DSSE envelope of an in-toto statement, with one signature.
+func checkBundle(bundleJSON []byte) (*bundle.Bundle, error) {
 	b, err := ParseBundle(bundleJSON)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrVerification, err)
@@ -251,20 +253,27 @@ func (v *Verifier) verify(bundleJSON []byte, artifact verify.ArtifactPolicyOptio
 		// one signer.
 		return nil, fmt.Errorf("%w: envelope has %d signatures, want exactly 1", ErrVerification, n)
 	}
+	return b, nil
+}
+
+// verifySubject verifies a checked bundle whose statement must name subject.
+func (v *Verifier) verifySubject(b *bundle.Bundle, subject digest.Digest) (*Statement, error) {
+	raw, err := hex.DecodeString(subject.Encoded())
+	if err != nil || subject.Validate() != nil {
+		return nil, fmt.Errorf("subject %q: not a digest", subject)
+	}
+	return v.verifyParsed(b, verify.WithArtifactDigest(subject.Algorithm().String(), raw), subject)
+}
+
+func (v *Verifier) verifyParsed(b *bundle.Bundle, artifact verify.ArtifactPolicyOption, subject digest.Digest) (*Statement, error) {
 	if v.x509 != nil {
 		if err := v.verifyX509(b); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrVerification, v.Name, err)
 		}
-	} else {
-		sv, err := verify.NewVerifier(v.material, v.options...)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := sv.Verify(b, verify.NewPolicy(artifact, v.policy...)); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrVerification, v.Name, err)
-		}
+	} else if _, err := v.sv.Verify(b, verify.NewPolicy(artifact, v.policy...)); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, v.Name, err)
 	}
-	st, err := ParseStatement(env.GetPayload())
+	st, err := ParseStatement(b.GetDsseEnvelope().GetPayload())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrVerification, err)
 	}
