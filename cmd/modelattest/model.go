@@ -142,17 +142,13 @@ func printPushed(cmd *cobra.Command, format, verb, ref string, desc ocispec.Desc
 }
 
 // pushDir packs dir into t with progress and prints the result.
-func pushDir(cmd *cobra.Command, of *outputFlags, t *oras.Target, dir string, opts oras.PushOptions) error {
+func pushDir(cmd *cobra.Command, of *outputFlags, verb string, t *oras.Target, dir string, opts oras.PushOptions) error {
 	p, wait := of.progress(cmd)
 	opts.Progress = p
 	desc, err := oras.Push(cmd.Context(), t, t.Reference, dir, opts)
 	wait()
 	if err != nil {
 		return err
-	}
-	verb := "Pushed"
-	if cmd.Name() == "pack" {
-		verb = "Packed"
 	}
 	return printPushed(cmd, of.format, verb, t.String(), desc)
 }
@@ -182,7 +178,7 @@ func newPackCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return pushDir(cmd, &of, t, args[0], opts)
+			return pushDir(cmd, &of, "Packed", t, args[0], opts)
 		},
 	}
 	pf.add(cmd.Flags())
@@ -218,7 +214,7 @@ func newPushCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return pushDir(cmd, &of, t, args[1], opts)
+			return pushDir(cmd, &of, "Pushed", t, args[1], opts)
 		},
 	}
 	pf.add(cmd.Flags())
