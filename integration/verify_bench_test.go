@@ -29,20 +29,7 @@ func BenchmarkVerify(b *testing.B) {
 	}
 	os.WriteFile(filepath.Join(keys, "provenance.json"), []byte(provenancePredicate), 0o644)
 	os.WriteFile(filepath.Join(keys, "trusted_root.json"), []byte(emptyTrustedRoot), 0o644)
-	policy := filepath.Join(keys, "policy.yaml")
-	os.WriteFile(policy, []byte(`version: 1
-trust:
-  release: {key: cosign.pub}
-models:
-  - match: ["**"]
-    signatures: {signers: [release]}
-    attestations:
-      - predicateType: https://slsa.dev/provenance/v1
-        signers: [release]
-        slsa: {builderIDs: ["https://ci.acme.example/trainer@v2"]}
-      - predicateType: model-signing
-        signers: [release]
-`), 0o644)
+	policy := writeKeyPolicy(b, keys, true)
 	host := regtest.Embedded(b, "")
 	ref := host + "/models/tiny:v1"
 	run := func(name string, args ...string) {

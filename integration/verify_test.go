@@ -13,7 +13,7 @@ import (
 
 // writeKeyPolicy writes a policy trusting keys/cosign.pub for every model:
 // a signature, SLSA provenance from the good builder, model signing.
-func writeKeyPolicy(t *testing.T, keys string, withOMS bool) string {
+func writeKeyPolicy(t testing.TB, keys string, withOMS bool) string {
 	t.Helper()
 	oms := ""
 	if withOMS {

@@ -3,13 +3,11 @@ package referrers_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 
 	"github.com/modelattest/modelattest/internal/regtest"
-	"github.com/modelattest/modelattest/oras"
 	"github.com/modelattest/modelattest/referrers"
 )
 
@@ -33,16 +31,7 @@ func TestKeylessEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tgt, _ := oras.OpenLayout(filepath.Join(t.TempDir(), "layout"))
-	subject := model(t, tgt)
-	desc, err := referrers.Sign(ctx, tgt, subject, s, referrers.AttachOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := referrers.FetchReferrer(ctx, tgt, desc, subject.Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tgt, subject, bundle := signedModel(t, s)
 	good := []referrers.KeylessIdentity{
 		{Issuer: regtest.TestIssuer, Subject: regtest.TestIdentity},
 		{Issuer: regtest.TestIssuer, SubjectRegExp: `^[a-z-]+@acme\.example$`},
@@ -52,7 +41,7 @@ func TestKeylessEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := v.Verify(ref.Bundle, subject.Digest); err != nil {
+		if _, err := v.Verify(bundle, subject.Digest); err != nil {
 			t.Fatalf("%+v: %v", id, err)
 		}
 	}
@@ -63,13 +52,13 @@ func TestKeylessEndToEnd(t *testing.T) {
 	}
 	for _, id := range bad {
 		v, _ := referrers.NewKeylessVerifierWithMaterial("ml-platform", ss.Material, id)
-		if _, err := v.Verify(ref.Bundle, subject.Digest); !errors.Is(err, referrers.ErrVerification) {
+		if _, err := v.Verify(bundle, subject.Digest); !errors.Is(err, referrers.ErrVerification) {
 			t.Errorf("%+v: err = %v", id, err)
 		}
 	}
 	// Another Fulcio's CA is not trusted.
 	v, _ := referrers.NewKeylessVerifierWithMaterial("x", otherCA{ss.Material, regtest.OtherFulcioCA(t)}, good[0])
-	if _, err := v.Verify(ref.Bundle, subject.Digest); !errors.Is(err, referrers.ErrVerification) {
+	if _, err := v.Verify(bundle, subject.Digest); !errors.Is(err, referrers.ErrVerification) {
 		t.Errorf("untrusted CA: err = %v", err)
 	}
 	// A token from another identity provider gets no certificate.

@@ -11,12 +11,10 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 
-	"github.com/modelattest/modelattest/oras"
 	"github.com/modelattest/modelattest/referrers"
 )
 
@@ -75,16 +73,10 @@ func TestKMSSigner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tgt, _ := oras.OpenLayout(filepath.Join(t.TempDir(), "layout"))
-	subject := model(t, tgt)
-	desc, err := referrers.Sign(ctx, tgt, subject, s, referrers.AttachOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, subject, bundle := signedModel(t, s)
 	if signs.Load() != 1 {
 		t.Fatalf("the KMS signed %d times, want 1", signs.Load())
 	}
-	ref, _ := referrers.FetchReferrer(ctx, tgt, desc, subject.Digest)
 	for name, v := range map[string]func() (*referrers.Verifier, error){
 		"KMS URI": func() (*referrers.Verifier, error) {
 			return referrers.LoadKeyVerifier(ctx, "kms", "hashivault://model-release")
@@ -95,7 +87,7 @@ func TestKMSSigner(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ver.Verify(ref.Bundle, subject.Digest); err != nil {
+		if _, err := ver.Verify(bundle, subject.Digest); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}

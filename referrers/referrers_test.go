@@ -39,6 +39,27 @@ func model(t *testing.T, tgt *oras.Target) ocispec.Descriptor {
 	return desc
 }
 
+// signedModel pushes a model to a new OCI layout, signs it with s and
+// returns the layout, the model and the bundle read back from the referrer.
+func signedModel(t *testing.T, s *referrers.Signer) (*oras.Target, ocispec.Descriptor, []byte) {
+	t.Helper()
+	ctx := context.Background()
+	tgt, err := oras.OpenLayout(filepath.Join(t.TempDir(), "layout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := model(t, tgt)
+	desc, err := referrers.Sign(ctx, tgt, subject, s, referrers.AttachOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := referrers.FetchReferrer(ctx, tgt, desc, subject.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tgt, subject, ref.Bundle
+}
+
 // targets are the three kinds of store a referrer must work on.
 func targets(t *testing.T) map[string]func(t *testing.T) *oras.Target {
 	return map[string]func(t *testing.T) *oras.Target{
@@ -173,21 +194,12 @@ func TestLoadSigner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tgt, _ := oras.OpenLayout(filepath.Join(t.TempDir(), "layout"))
-	subject := model(t, tgt)
-	desc, err := referrers.Sign(ctx, tgt, subject, s, referrers.AttachOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := referrers.FetchReferrer(ctx, tgt, desc, subject.Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, subject, bundle := signedModel(t, s)
 	v, err := referrers.LoadKeyVerifier(ctx, "cosign.pub", pubPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Verify(ref.Bundle, subject.Digest); err != nil {
+	if _, err := v.Verify(bundle, subject.Digest); err != nil {
 		t.Fatal(err)
 	}
 
@@ -340,9 +352,6 @@ func testPKI(t *testing.T, leafKey crypto.Signer, subject string) (rootPEM, chai
 }
 
 func TestX509SignAndVerify(t *testing.T) {
-	ctx := context.Background()
-	tgt, _ := oras.OpenLayout(filepath.Join(t.TempDir(), "layout"))
-	subject := model(t, tgt)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	rootPEM, chainPEM := testPKI(t, key, "ml-release")
 	s, _ := referrers.NewSigner(key)
@@ -350,11 +359,7 @@ func TestX509SignAndVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	desc, err := referrers.Sign(ctx, tgt, subject, s, referrers.AttachOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, _ := referrers.FetchReferrer(ctx, tgt, desc, subject.Digest)
+	_, subject, bundle := signedModel(t, s)
 	ok := map[string]referrers.X509Constraints{
 		"any":     {},
 		"subject": {Subject: "CN=ml-release,O=Acme"},
@@ -362,7 +367,7 @@ func TestX509SignAndVerify(t *testing.T) {
 	}
 	for name, c := range ok {
 		v, _ := referrers.NewX509Verifier("corp", rootPEM, c)
-		if _, err := v.Verify(ref.Bundle, subject.Digest); err != nil {
+		if _, err := v.Verify(bundle, subject.Digest); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -377,7 +382,7 @@ func TestX509SignAndVerify(t *testing.T) {
 	}
 	for name, tt := range bad {
 		v, _ := referrers.NewX509Verifier("corp", tt.roots, tt.c)
-		if _, err := v.Verify(ref.Bundle, subject.Digest); !errors.Is(err, referrers.ErrVerification) {
+		if _, err := v.Verify(bundle, subject.Digest); !errors.Is(err, referrers.ErrVerification) {
 			t.Errorf("%s: err = %v", name, err)
 		}
 	}
