@@ -125,7 +125,10 @@ type DependencyRule struct {
 	Digest    map[string]string `json:"digest,omitempty"`
 }
 
-// LoadPolicy reads and checks a policy file. Relative paths in it resolve
+// LoadPolicy reads and checks a policy file. The checks here are the whole
+// of referrers/policy.schema.json and more (anchors that exist and load,
+// regexps that compile, thresholds within the signers); the schema is the
+// format's description for editors and linters, kept in step by a test. Relative paths in it resolve
 // against its folder. Every key, root and trusted root is loaded now: a
 // policy that names an unknown anchor, an unreadable key or a bad regexp
 // is an error here, never a rule that silently matches nothing.
@@ -142,9 +145,6 @@ func ParsePolicy(ctx context.Context, raw []byte, dir string) (*Policy, error) {
 	js, err := yaml.YAMLToJSON(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrPolicy, err)
-	}
-	if err := validateSchema(js); err != nil {
-		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
@@ -254,6 +254,11 @@ func ParsePolicy(ctx context.Context, raw []byte, dir string) (*Policy, error) {
 				for k, d := range a.SLSA.Dependencies {
 					if (d.URI == "") == (d.URIPrefix == "") {
 						return nil, fmt.Errorf("%w: %s.slsa.dependencies[%d]: want exactly one of uri, uriPrefix", ErrPolicy, aw, k)
+					}
+					for alg, v := range d.Digest {
+						if !lowerHex.MatchString(v) {
+							return nil, fmt.Errorf("%w: %s.slsa.dependencies[%d]: %s digest %q is not lowercase hex", ErrPolicy, aw, k, alg, v)
+						}
 					}
 				}
 			}

@@ -1,6 +1,7 @@
 package referrers_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -8,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"sigs.k8s.io/yaml"
 
 	"github.com/modelattest/modelattest/oras"
 	"github.com/modelattest/modelattest/referrers"
@@ -168,7 +172,7 @@ func TestPolicyDocExamples(t *testing.T) {
 			continue // the annotated shape, not a policy
 		}
 		n++
-		if err := referrers.ValidatePolicySchema([]byte(block)); err != nil {
+		if err := validatePolicySchema(t, []byte(block)); err != nil {
 			t.Errorf("example %d: %v\n%s", n, err, block)
 		}
 	}
@@ -195,6 +199,69 @@ func TestWarnAndAuditModesReportWithoutRefusing(t *testing.T) {
 		}
 		if (err != nil) != (mode == "enforce") {
 			t.Errorf("%s: err = %v", mode, err)
+		}
+	}
+}
+
+// validatePolicySchema checks a policy (YAML) against policy.schema.json.
+func validatePolicySchema(t *testing.T, policy []byte) error {
+	t.Helper()
+	raw, err := os.ReadFile("policy.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("policy.schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	schema, err := c.Compile("policy.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := yaml.YAMLToJSON(policy)
+	if err != nil {
+		return err
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(js))
+	if err != nil {
+		return err
+	}
+	return schema.Validate(inst)
+}
+
+// TestSchemaAndLoaderAgree: what the schema refuses, the loader refuses too,
+// so the documented format and the enforced one cannot drift apart.
+func TestSchemaAndLoaderAgree(t *testing.T) {
+	dir := t.TempDir()
+	pub, _ := os.ReadFile("testdata/cosign/cosign.pub")
+	os.WriteFile(filepath.Join(dir, "k.pub"), pub, 0o644)
+	ok := "version: 1\ntrust: {k: {key: k.pub}}\nmodels:\n  - match: [\"**\"]\n    signatures: {signers: [k]}\n"
+	if err := validatePolicySchema(t, []byte(ok)); err != nil {
+		t.Fatalf("schema refuses a good policy: %v", err)
+	}
+	if _, err := referrers.LoadPolicy(context.Background(), writePolicy(t, dir, ok)); err != nil {
+		t.Fatalf("loader refuses a good policy: %v", err)
+	}
+	for name, body := range map[string]string{
+		"unknown top-level key": ok + "extra: 1\n",
+		"unknown rule key":      strings.Replace(ok, "signatures:", "signaturez:", 1),
+		"version 2":             strings.Replace(ok, "version: 1", "version: 2", 1),
+		"bad mode":              strings.Replace(ok, "- match:", "- mode: strict\n    match:", 1),
+		"two kinds in anchor":   strings.Replace(ok, "{key: k.pub}", "{key: k.pub, x509: {roots: k.pub}}", 1),
+		"empty match":           strings.Replace(ok, `match: ["**"]`, "match: []", 1),
+		"no models":             "version: 1\nmodels: []\n",
+		"no signers":            strings.Replace(ok, "signers: [k]", "signers: []", 1),
+		"uppercase digest":      ok + "    attestations:\n      - predicateType: slsaprovenance1\n        signers: [k]\n        slsa: {dependencies: [{uri: a, digest: {sha256: ABC}}]}\n",
+	} {
+		if validatePolicySchema(t, []byte(body)) == nil {
+			t.Errorf("%s: the schema accepts it", name)
+		}
+		if _, err := referrers.LoadPolicy(context.Background(), writePolicy(t, dir, body)); !errors.Is(err, referrers.ErrPolicy) {
+			t.Errorf("%s: the loader accepts it (%v)", name, err)
 		}
 	}
 }
