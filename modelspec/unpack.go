@@ -21,12 +21,34 @@ import (
 // ErrUnsafePath is wrapped by every error that refuses a file name.
 var ErrUnsafePath = errors.New("unsafe path")
 
+// ErrLimit is wrapped by every error that refuses a manifest for being over
+// one of the limits below; the error names the limit.
+var ErrLimit = errors.New("over a limit")
+
+// Limits on what a manifest may ask to unpack. They keep the cost of
+// judging the worst manifest under the 4 MiB manifest cap linear and small
+// (see BenchmarkPlanWorstCase), and no real model comes near them.
+const (
+	// MaxPathBytes bounds the length of a file path, in bytes.
+	MaxPathBytes = 1024
+	// MaxPathDepth bounds the number of slash-separated names in a path.
+	MaxPathDepth = 64
+	// MaxLayers bounds the number of layers of a model manifest.
+	MaxLayers = 10000
+)
+
 // CleanPath checks that p is a relative, slash-separated path that stays
 // inside the directory it is unpacked to, and returns it. It refuses rather
 // than repairs: a name that needs cleaning was not written by an honest packer.
+// It runs in time linear in len(p), and refuses paths over MaxPathBytes or
+// MaxPathDepth.
 func CleanPath(p string) (string, error) {
 	bad := func(why string) (string, error) {
 		return "", fmt.Errorf("%w %q: %s", ErrUnsafePath, p, why)
+	}
+	if len(p) > MaxPathBytes {
+		// Quote only the start: the whole name may be megabytes long.
+		return "", fmt.Errorf("%w %q…: %w: %d bytes, over MaxPathBytes (%d)", ErrUnsafePath, p[:64], ErrLimit, len(p), MaxPathBytes)
 	}
 	switch {
 	case p == "":
@@ -42,7 +64,10 @@ func CleanPath(p string) (string, error) {
 	case len(p) >= 2 && p[1] == ':':
 		return bad("has a drive letter")
 	}
-	for _, c := range strings.Split(p, "/") {
+	if d := strings.Count(p, "/") + 1; d > MaxPathDepth {
+		return "", fmt.Errorf("%w %q: %w: %d names deep, over MaxPathDepth (%d)", ErrUnsafePath, p, ErrLimit, d, MaxPathDepth)
+	}
+	for c := range strings.SplitSeq(p, "/") {
 		switch c {
 		case "..":
 			return bad("escapes the directory with ..")
@@ -55,36 +80,60 @@ func CleanPath(p string) (string, error) {
 
 // pathSet finds duplicate paths, case-folding collisions (two names that are
 // one file on macOS or Windows) and a file that is also another's directory.
+// It is a tree of case-folded names held in one map, so adding a path costs
+// time linear in its length: no prefix is walked twice.
 type pathSet struct {
-	files map[string]string // folded -> original
-	dirs  map[string]string
+	children map[pathKey]int32 // (parent node, folded name) -> node
+	nodes    []pathNode        // node 0 is the root
+}
+
+type pathKey struct {
+	parent int32
+	name   string
+}
+
+type pathNode struct {
+	file  string // the original path, when the node is a file
+	dirOf string // the first file below, when the node is a directory
 }
 
 func newPathSet() *pathSet {
-	return &pathSet{files: map[string]string{}, dirs: map[string]string{}}
+	return &pathSet{children: map[pathKey]int32{}, nodes: []pathNode{{}}}
 }
 
+// add claims p, which CleanPath has accepted.
 func (s *pathSet) add(p string) error {
-	f := strings.ToLower(p)
-	if prev, ok := s.files[f]; ok {
-		if prev == p {
-			return fmt.Errorf("%w %q: duplicate path", ErrUnsafePath, p)
+	folded := strings.ToLower(p)
+	var n int32
+	rest := folded
+	for {
+		name, more, found := strings.Cut(rest, "/")
+		rest = more
+		k := pathKey{parent: n, name: name}
+		child, ok := s.children[k]
+		if !found { // the file itself
+			if ok {
+				if prev := s.nodes[child].file; prev != "" {
+					if prev == p {
+						return fmt.Errorf("%w %q: duplicate path", ErrUnsafePath, p)
+					}
+					return fmt.Errorf("%w %q: collides with %q when case is folded", ErrUnsafePath, p, prev)
+				}
+				return fmt.Errorf("%w %q: is also the directory of %q", ErrUnsafePath, p, s.nodes[child].dirOf)
+			}
+			s.children[k] = int32(len(s.nodes))
+			s.nodes = append(s.nodes, pathNode{file: p})
+			return nil
 		}
-		return fmt.Errorf("%w %q: collides with %q when case is folded", ErrUnsafePath, p, prev)
-	}
-	if prev, ok := s.dirs[f]; ok {
-		return fmt.Errorf("%w %q: is also the directory of %q", ErrUnsafePath, p, prev)
-	}
-	for d := path.Dir(f); d != "."; d = path.Dir(d) {
-		if prev, ok := s.files[d]; ok {
+		if !ok {
+			child = int32(len(s.nodes))
+			s.children[k] = child
+			s.nodes = append(s.nodes, pathNode{dirOf: p})
+		} else if prev := s.nodes[child].file; prev != "" {
 			return fmt.Errorf("%w %q: its directory is the file %q", ErrUnsafePath, p, prev)
 		}
-		if _, ok := s.dirs[d]; !ok {
-			s.dirs[d] = p
-		}
+		n = child
 	}
-	s.files[f] = p
-	return nil
 }
 
 // Entry is one layer of a model artifact, as it will be unpacked.
@@ -115,6 +164,9 @@ func (e Entry) Format() string { return e.format.String() }
 func Plan(m ocispec.Manifest) ([]Entry, error) {
 	if len(m.Layers) == 0 {
 		return nil, fmt.Errorf("manifest has no layers")
+	}
+	if len(m.Layers) > MaxLayers {
+		return nil, fmt.Errorf("manifest has %d layers: %w: MaxLayers is %d", len(m.Layers), ErrLimit, MaxLayers)
 	}
 	set := newPathSet()
 	var entries []Entry
@@ -156,9 +208,14 @@ func Plan(m ocispec.Manifest) ([]Entry, error) {
 	return entries, nil
 }
 
-// layerMode reads the permission bits from the file metadata annotation.
-// Only permission bits are kept: setuid, setgid and sticky bits from a
-// registry are never applied.
+// safeMode is what a pull may apply of a mode from a manifest or an
+// archive: the permission bits, less group and world write. The mode is
+// unsigned metadata, so it must never widen who can change a file that was
+// verified (setuid, setgid and sticky bits are dropped too).
+func safeMode(m fs.FileMode) fs.FileMode { return m.Perm() &^ 0o022 }
+
+// layerMode reads the permission bits from the file metadata annotation,
+// through safeMode.
 func layerMode(l ocispec.Descriptor) (fs.FileMode, bool) {
 	raw := l.Annotations[AnnotationFileMetadata]
 	if raw == "" {
@@ -171,7 +228,7 @@ func layerMode(l ocispec.Descriptor) (fs.FileMode, bool) {
 	if err := json.Unmarshal([]byte(raw), &md); err != nil || md.Mode == 0 {
 		return 0, false
 	}
-	return fs.FileMode(md.Mode).Perm(), true
+	return safeMode(fs.FileMode(md.Mode)), true
 }
 
 // Filter keeps the entries whose path or base name matches one of the
@@ -323,7 +380,7 @@ func (u *Unpacker) Extract(e Entry, r io.Reader, fn ExtractFunc) error {
 		if h.Size < 0 || total > limit {
 			return fmt.Errorf("layer %s: member %q: archive expands past %d bytes", e.Layer.Digest, h.Name, limit)
 		}
-		if err := fn(p, fs.FileMode(h.Mode).Perm(), h.Size, tr); err != nil {
+		if err := fn(p, safeMode(fs.FileMode(h.Mode)), h.Size, tr); err != nil {
 			return fmt.Errorf("layer %s: member %q: %w", e.Layer.Digest, h.Name, err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"strings"
@@ -58,6 +59,15 @@ func TestPlanRefusesHostileManifests(t *testing.T) {
 		"unknown type":   {manifestOf(ocispec.Descriptor{MediaType: "application/x-evil", Digest: digest.FromString("x")}), "not a model layer"},
 		"no path":        {manifestOf(ocispec.Descriptor{MediaType: KindWeight.MediaType(), Digest: digest.FromString("x")}), "no file path"},
 		"bad digest":     {manifestOf(ocispec.Descriptor{MediaType: KindWeight.MediaType(), Digest: "sha256:zz", Annotations: map[string]string{AnnotationFilepath: "a"}}), "invalid"},
+		"path too long":  {manifestOf(rawLayer(strings.Repeat("x", 200)+"/"+strings.Repeat("y", MaxPathBytes), "x")), "over MaxPathBytes (1024)"},
+		"path too deep":  {manifestOf(rawLayer(strings.Repeat("a/", MaxPathDepth)+"f", "x")), "65 names deep, over MaxPathDepth (64)"},
+		"too many layers": {manifestOf(func() []ocispec.Descriptor {
+			ls := make([]ocispec.Descriptor, MaxLayers+1)
+			for i := range ls {
+				ls[i] = rawLayer(fmt.Sprintf("f%d", i), "x")
+			}
+			return ls
+		}()...), "10001 layers: over a limit: MaxLayers is 10000"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -102,6 +112,50 @@ func TestPlanNeverAppliesSpecialModeBits(t *testing.T) {
 	}
 	if entries[0].Mode != 0o755 {
 		t.Fatalf("mode %v, want 0755", entries[0].Mode)
+	}
+}
+
+// TestPlanNeverWidensModes: a mode is unsigned metadata; whatever the
+// annotation says, a pulled file is never group- or world-writable.
+func TestPlanNeverWidensModes(t *testing.T) {
+	for annotated, want := range map[fs.FileMode]fs.FileMode{
+		0o777: 0o755, 0o666: 0o644, 0o4777: 0o755, 0o2775: 0o755, 0o640: 0o640, 0o700: 0o700,
+	} {
+		l := rawLayer("run.sh", "x")
+		// The annotation holds a Go FileMode as a number: setuid is fs.ModeSetuid, not 04000.
+		mode := annotated.Perm()
+		if annotated&0o4000 != 0 {
+			mode |= fs.ModeSetuid
+		}
+		if annotated&0o2000 != 0 {
+			mode |= fs.ModeSetgid
+		}
+		for _, raw := range []uint32{uint32(mode), uint32(annotated)} {
+			l.Annotations[AnnotationFileMetadata] = fmt.Sprintf(`{"mode":%d}`, raw)
+			entries, err := Plan(manifestOf(l))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if entries[0].Mode != want {
+				t.Errorf("annotated %#o (%d): mode %#o, want %#o", annotated, raw, entries[0].Mode, want)
+			}
+		}
+	}
+	u, _ := NewUnpacker(nil)
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	tw.WriteHeader(&tar.Header{Name: "x", Typeflag: tar.TypeReg, Mode: 0o4777, Size: 1})
+	tw.Write([]byte("x"))
+	tw.Close()
+	err := u.Extract(archiveEntry("application/vnd.cncf.model.code.v1.tar"), &b, func(_ string, mode fs.FileMode, _ int64, r io.Reader) error {
+		if mode != 0o755 {
+			t.Errorf("archive member 04777: mode %#o, want 0755", mode)
+		}
+		_, err := io.Copy(io.Discard, r)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

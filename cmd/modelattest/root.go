@@ -33,7 +33,7 @@ func newRootCmd() *cobra.Command {
 }
 
 func isVerificationFailure(err error) bool {
-	return errors.Is(err, oras.ErrIntegrity) || errors.Is(err, modelspec.ErrUnsafePath) ||
+	return errors.Is(err, oras.ErrIntegrity) || errors.Is(err, modelspec.ErrUnsafePath) || errors.Is(err, modelspec.ErrLimit) ||
 		errors.Is(err, referrers.ErrVerification) || errors.Is(err, referrers.ErrPolicyNotSatisfied)
 }
 
