@@ -261,17 +261,11 @@ Signatures and attestations are checked against a policy before the pull
 			if err != nil {
 				return err
 			}
+			var pol *referrers.Policy
 			if policy != "" {
-				// Verify the digest resolved above, then pull that digest only.
-				rep, err := verifyModel(cmd, policy, t, layout, desc, cmd.ErrOrStderr(), "text")
-				if err != nil {
+				if pol, err = referrers.LoadPolicy(cmd.Context(), policy); err != nil {
 					return err
 				}
-				if !rep.Passed {
-					fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: %s fails the policy; pulling anyway (rule mode %s)\n", desc.Digest, rep.Mode)
-				}
-			} else {
-				fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: pulling %s without verifying its signatures (--insecure-skip-verify)\n", desc.Digest)
 			}
 			po := oras.PullOptions{Include: include, Concurrency: concurrency}
 			if modelSig {
@@ -286,10 +280,31 @@ Signatures and attestations are checked against a policy before the pull
 			}
 			p, wait := of.progress(cmd)
 			po.Progress = p
-			res, err := oras.Pull(cmd.Context(), t, desc, out, po)
-			wait()
-			if err != nil {
-				return err
+			var res *oras.PullResult
+			if pol != nil {
+				// The library verifies the digest resolved above, then pulls
+				// that digest only; the report is printed before the download.
+				_, res, err = referrers.PullVerified(cmd.Context(), t, desc, out, pol, referrers.PullVerifiedOptions{
+					Pull: po,
+					OnVerified: func(rep *referrers.Report) error {
+						printReport(cmd.ErrOrStderr(), t, rep)
+						if !rep.Passed && rep.Mode != referrers.ModeEnforce {
+							fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: %s fails the policy; pulling anyway (rule mode %s)\n", desc.Digest, rep.Mode)
+						}
+						return nil
+					},
+				})
+				wait()
+				if err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: pulling %s without verifying its signatures (--insecure-skip-verify)\n", desc.Digest)
+				res, err = oras.Pull(cmd.Context(), t, desc, out, po)
+				wait()
+				if err != nil {
+					return err
+				}
 			}
 			if of.format == "json" {
 				return printJSON(cmd.OutOrStdout(), res)

@@ -1,0 +1,89 @@
+package referrers
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/content/oci"
+
+	"github.com/modelattest/modelattest/oras"
+)
+
+// ErrNoPolicy is returned by PullVerified when it is given no policy: a
+// pull without verification is oras.Pull, called by name.
+var ErrNoPolicy = errors.New("no policy given: a verified pull needs one (oras.Pull pulls without verifying signatures)")
+
+// PullVerifiedOptions are the optional settings of PullVerified. The zero
+// value verifies with the default limits and pulls every file, eight at
+// once, with no progress.
+type PullVerifiedOptions struct {
+	// Verify tunes the verification (limits, the time maxAge is measured
+	// against).
+	Verify VerifyOptions
+	// Pull tunes the pull (files to include, concurrency, progress, extra
+	// files such as model.sig).
+	Pull oras.PullOptions
+	// OnVerified, when set, is called with the report once the referrer
+	// graph has been judged and before any file is fetched, whether the
+	// model passed or not: a program prints the verdict there, or records
+	// a decision, before a long download starts. An error it returns stops
+	// the pull and is returned.
+	OnVerified func(*Report) error
+}
+
+// PullVerified verifies the model desc (a digest the caller resolved once,
+// see oras.Resolve) in src against the policy rule that matches src, and
+// only then pulls that same digest into dir with oras.Pull.
+//
+// What happens follows the rule's mode:
+//   - the model passes: it is pulled; the error is nil.
+//   - it fails an enforce rule (or no rule matches, which denies): nothing is
+//     fetched and dir is untouched; the report comes back with a
+//     *PolicyError (errors.Is(err, ErrPolicyNotSatisfied)).
+//   - it fails a warn or audit rule: it is pulled, and the report, with
+//     Passed false, tells the caller to say so; the error is nil.
+//
+// Whatever the verdict, every blob is still hashed as it streams and
+// checked against its descriptor, and a failed pull leaves dir as it was.
+// A verification that could not run (a registry error) returns a nil
+// report and pulls nothing.
+func PullVerified(ctx context.Context, src *oras.Target, desc ocispec.Descriptor, dir string, p *Policy, opts PullVerifiedOptions) (*Report, *oras.PullResult, error) {
+	if p == nil {
+		return nil, nil, ErrNoPolicy
+	}
+	if src == nil {
+		return nil, nil, errors.New("pull: no source target")
+	}
+	rep, err := VerifyModel(ctx, src, targetRepository(src), desc, p, opts.Verify)
+	if rep == nil {
+		return nil, nil, err
+	}
+	if opts.OnVerified != nil {
+		if herr := opts.OnVerified(rep); herr != nil {
+			return rep, nil, herr
+		}
+	}
+	if err != nil {
+		// An enforced rule refused the model: not one byte of it is fetched.
+		return rep, nil, err
+	}
+	res, err := oras.Pull(ctx, src, desc, dir, opts.Pull)
+	if err != nil {
+		return rep, nil, err
+	}
+	return rep, res, nil
+}
+
+// targetRepository is the name a policy rule matches for t: host/repository
+// for a registry, the cleaned absolute path for an OCI layout.
+func targetRepository(t *oras.Target) string {
+	if _, layout := t.GraphTarget.(*oci.Store); layout {
+		if abs, err := filepath.Abs(t.Name); err == nil {
+			return abs
+		}
+		return filepath.Clean(t.Name)
+	}
+	return t.Name
+}
