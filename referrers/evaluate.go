@@ -115,6 +115,11 @@ type Report struct {
 // A failed enforced rule returns the report with a *PolicyError; warn and
 // audit rules return the failing report with no error.
 func VerifyModel(ctx context.Context, src orasgo.ReadOnlyGraphTarget, repository string, model ocispec.Descriptor, p *Policy, opts VerifyOptions) (*Report, error) {
+	if p == nil || !p.compiled {
+		// A literal Policy has no anchors loaded and no matchers built: it
+		// would deny every model for a reason no one could see.
+		return nil, fmt.Errorf("%w: the policy was never compiled: make it with LoadPolicy, ParsePolicy or CompilePolicy", ErrPolicy)
+	}
 	lim := opts.Limits.withDefaults()
 	now := opts.Now
 	if now.IsZero() {

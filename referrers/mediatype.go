@@ -1,5 +1,7 @@
 package referrers
 
+import "fmt"
+
 // Media types, annotations and predicate types of the referrers we write
 // and read.
 const (
@@ -37,7 +39,6 @@ const (
 // predicateAliases are cosign's short names for --type.
 var predicateAliases = map[string]string{
 	"slsaprovenance1": PredicateSLSAProvenance,
-	"slsaprovenance":  PredicateSLSAProvenance,
 	"model-signing":   PredicateModelSigning,
 	"oms":             PredicateModelSigning,
 	"vsa":             PredicateVSA,
@@ -51,4 +52,17 @@ func PredicateType(s string) string {
 		return u
 	}
 	return s
+}
+
+// ResolvePredicateType is PredicateType that refuses cosign's aliases for
+// predicates this project does not judge: in cosign, "slsaprovenance" (and
+// "slsaprovenance02") mean SLSA provenance v0.2, which no rule here checks,
+// so accepting the word would make a rule or an attestation mean something
+// other than what its writer expected.
+func ResolvePredicateType(s string) (string, error) {
+	switch s {
+	case "slsaprovenance", "slsaprovenance02":
+		return "", fmt.Errorf("predicate type %q is SLSA provenance v0.2 in cosign, which is not supported: write slsaprovenance1 (%s)", s, PredicateSLSAProvenance)
+	}
+	return PredicateType(s), nil
 }

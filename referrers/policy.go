@@ -1,7 +1,6 @@
 package referrers
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,28 +12,35 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"sigs.k8s.io/yaml"
 )
 
-// ErrPolicy is wrapped by every error about a policy file that cannot be
-// used: unknown keys, an unknown anchor, an unreadable key, a bad regexp.
+// ErrPolicy is wrapped by every error about a policy that cannot be used:
+// unknown keys, an unknown anchor, an unreadable key, a bad regexp, a
+// Policy that was never compiled.
 var ErrPolicy = errors.New("invalid policy")
 
 // Policy says which models are trusted: named trust anchors, then rules
 // matched by reference, first match wins, deny when nothing matches. The
 // same file is read by the CLI and the library.
+//
+// A Policy is used only once compiled: LoadPolicy and ParsePolicy compile
+// what they read, and CompilePolicy compiles one built in code. VerifyModel
+// refuses a Policy that was never compiled.
 type Policy struct {
 	Version int               `json:"version"`
-	Trust   map[string]Anchor `json:"trust"`
+	Trust   map[string]Anchor `json:"trust,omitempty"`
 	Models  []Rule            `json:"models"`
 
-	// Digest is the sha256 of the policy file as read: a verification
-	// summary names it.
+	// Digest names the policy in a verification summary: the sha256 of the
+	// file as read, or, for a policy built in code and left empty here, the
+	// sha256 of its JSON encoding.
 	Digest    digest.Digest `json:"-"`
 	verifiers map[string]*Verifier
+	compiled  bool
 }
 
-// Anchor is one trusted signer; exactly one of Key, X509, Keyless is set.
+// Anchor is one trusted signer written in a policy file; exactly one kind
+// is set. anchorKinds (anchors.go) lists the kinds and how each is loaded.
 type Anchor struct {
 	// Key is a public key file (PEM, cosign.pub) or a KMS URI.
 	Key     string         `json:"key,omitempty"`
@@ -76,7 +82,8 @@ type Rule struct {
 	// Match lists reference globs: * within a path segment, ** across
 	// segments ("harbor.acme.example/models/**").
 	Match []string `json:"match"`
-	Mode  Mode     `json:"mode,omitempty"`
+	// Mode is what a failure does; empty means ModeEnforce.
+	Mode Mode `json:"mode,omitempty"`
 	// Reject refuses every matching model.
 	Reject       bool              `json:"reject,omitempty"`
 	Signatures   *SignatureRule    `json:"signatures,omitempty"`
@@ -88,8 +95,9 @@ type Rule struct {
 // SignatureRule requires signatures (cosign's predicate, or legacy .sig
 // tags) from Threshold distinct anchors among Signers.
 type SignatureRule struct {
-	Signers   []string `json:"signers"`
-	Threshold int      `json:"threshold,omitempty"`
+	Signers []string `json:"signers"`
+	// Threshold is how many distinct signers must sign; 0 means 1.
+	Threshold int `json:"threshold,omitempty"`
 }
 
 // AttestationRule requires a verified attestation of PredicateType signed
@@ -97,10 +105,11 @@ type SignatureRule struct {
 // An OpenSSF model-signing attestation is also checked against every file
 // of the manifest.
 type AttestationRule struct {
-	PredicateType string    `json:"predicateType"`
-	Signers       []string  `json:"signers"`
-	Threshold     int       `json:"threshold,omitempty"`
-	SLSA          *SLSARule `json:"slsa,omitempty"`
+	PredicateType string   `json:"predicateType"`
+	Signers       []string `json:"signers"`
+	// Threshold is how many distinct signers must attest; 0 means 1.
+	Threshold int       `json:"threshold,omitempty"`
+	SLSA      *SLSARule `json:"slsa,omitempty"`
 }
 
 // SLSARule constrains a SLSA provenance v1 predicate.
@@ -128,143 +137,194 @@ type DependencyRule struct {
 // LoadPolicy reads and checks a policy file. The checks here are the whole
 // of referrers/policy.schema.json and more (anchors that exist and load,
 // regexps that compile, thresholds within the signers); the schema is the
-// format's description for editors and linters, kept in step by a test. Relative paths in it resolve
-// against its folder. Every key, root and trusted root is loaded now: a
-// policy that names an unknown anchor, an unreadable key or a bad regexp
-// is an error here, never a rule that silently matches nothing.
+// format's description for editors and linters, kept in step by a test.
+// Relative paths in it resolve against its folder. Every key, root and
+// trusted root is loaded now: a policy that names an unknown anchor, an
+// unreadable key or a bad regexp is an error here, never a rule that
+// silently matches nothing.
 func LoadPolicy(ctx context.Context, file string) (*Policy, error) {
 	raw, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrPolicy, err)
+		return nil, fmt.Errorf("%w: %w", ErrPolicy, err)
 	}
 	return ParsePolicy(ctx, raw, filepath.Dir(file))
 }
 
-// ParsePolicy is LoadPolicy for bytes already read; dir resolves relative paths.
+// ParsePolicy is LoadPolicy for bytes already read; dir resolves relative
+// paths. It decodes the text strictly (DecodePolicy), loads the trust
+// anchors (LoadAnchors) and compiles the rules against them (CompilePolicy).
 func ParsePolicy(ctx context.Context, raw []byte, dir string) (*Policy, error) {
-	js, err := yaml.YAMLToJSON(raw)
+	p, err := DecodePolicy(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrPolicy, err)
+		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
-	var p Policy
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrPolicy, err)
+	anchors, err := LoadAnchors(ctx, p.Trust, dir)
+	if err != nil {
+		return nil, err
 	}
 	p.Digest = digest.FromBytes(raw)
+	return CompilePolicy(p, anchors)
+}
+
+// CompilePolicy checks a policy and readies it for VerifyModel, with the
+// trust anchors given in memory: a rule may name any anchor in anchors (by
+// its key in the map). This is how a policy is built in code, without a
+// file, as sigstore-go builds a verification policy; ParsePolicy ends here
+// too. p.Trust is the file form of anchors and is not loaded here
+// (LoadAnchors does that), but every name in it must be in anchors, so
+// that no anchor written down is silently dropped. p is not modified: the
+// compiled copy is returned.
+func CompilePolicy(p *Policy, anchors map[string]*Verifier) (*Policy, error) {
+	if p == nil {
+		return nil, fmt.Errorf("%w: no policy", ErrPolicy)
+	}
 	if p.Version != 1 {
 		return nil, fmt.Errorf("%w: version %d, want 1", ErrPolicy, p.Version)
 	}
-	resolve := func(path string) string {
-		if path == "" || strings.Contains(path, "://") || filepath.IsAbs(path) {
-			return path
+	for name := range p.Trust {
+		if anchors[name] == nil {
+			return nil, fmt.Errorf("%w: trust anchor %q is written in the policy but not loaded (LoadAnchors loads them)", ErrPolicy, name)
 		}
-		return filepath.Join(dir, path)
 	}
-	p.verifiers = map[string]*Verifier{}
-	for name, a := range p.Trust {
-		n := 0
-		for _, set := range []bool{a.Key != "", a.X509 != nil, a.Keyless != nil} {
-			if set {
-				n++
-			}
+	c := *p
+	c.verifiers = map[string]*Verifier{}
+	for name, v := range anchors {
+		if v == nil {
+			return nil, fmt.Errorf("%w: trust anchor %q has no verifier", ErrPolicy, name)
 		}
-		if n != 1 {
-			return nil, fmt.Errorf("%w: trust anchor %q: want exactly one of key, x509, keyless", ErrPolicy, name)
-		}
-		var v *Verifier
-		switch {
-		case a.Key != "":
-			v, err = LoadKeyVerifier(ctx, name, resolve(a.Key))
-		case a.X509 != nil:
-			var roots []byte
-			if roots, err = os.ReadFile(resolve(a.X509.Roots)); err == nil {
-				v, err = NewX509Verifier(name, roots, X509Constraints{Subject: a.X509.Subject, SANs: a.X509.SANs})
-			}
-		case a.Keyless != nil:
-			k := a.Keyless
-			if k.Issuer == "" && k.IssuerRegExp == "" || k.Subject == "" && k.SubjectRegExp == "" {
-				return nil, fmt.Errorf("%w: trust anchor %q: keyless needs an issuer and a subject (exact or regexp)", ErrPolicy, name)
-			}
-			var tr []byte
-			if tr, err = os.ReadFile(resolve(k.TrustedRoot)); err == nil {
-				v, err = NewKeylessVerifier(name, tr, KeylessIdentity{Issuer: k.Issuer, IssuerRegExp: k.IssuerRegExp,
-					Subject: k.Subject, SubjectRegExp: k.SubjectRegExp})
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: trust anchor %q: %v", ErrPolicy, name, err)
-		}
-		p.verifiers[name] = v
+		c.verifiers[name] = v
 	}
 	if len(p.Models) == 0 {
 		return nil, fmt.Errorf("%w: no models rules", ErrPolicy)
 	}
-	for i := range p.Models {
-		r := &p.Models[i]
-		where := fmt.Sprintf("models[%d]", i)
-		if len(r.Match) == 0 {
-			return nil, fmt.Errorf("%w: %s: no match patterns", ErrPolicy, where)
+	c.Models = make([]Rule, len(p.Models))
+	for i, r := range p.Models {
+		compiled, err := c.compileRule(r, fmt.Sprintf("models[%d]", i))
+		if err != nil {
+			return nil, err
 		}
-		for _, g := range r.Match {
-			re, err := globRegexp(g)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %s: match %q: %v", ErrPolicy, where, g, err)
-			}
-			r.match = append(r.match, re)
+		c.Models[i] = compiled
+	}
+	if c.Digest == "" {
+		js, err := json.Marshal(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrPolicy, err)
 		}
-		switch r.Mode {
-		case "":
-			r.Mode = ModeEnforce
-		case ModeEnforce, ModeWarn, ModeAudit:
-		default:
-			return nil, fmt.Errorf("%w: %s: mode %q: want enforce, warn or audit", ErrPolicy, where, r.Mode)
+		c.Digest = digest.FromBytes(js)
+	}
+	c.compiled = true
+	return &c, nil
+}
+
+// compileRule checks one rule and returns a copy with its matchers built;
+// the caller's rule and what it points to are left as they are.
+func (p *Policy) compileRule(r Rule, where string) (Rule, error) {
+	if err := compileMatch(&r, where); err != nil {
+		return r, err
+	}
+	switch r.Mode {
+	case "":
+		r.Mode = ModeEnforce
+	case ModeEnforce, ModeWarn, ModeAudit:
+	default:
+		return r, fmt.Errorf("%w: %s: mode %q: want enforce, warn or audit", ErrPolicy, where, r.Mode)
+	}
+	if r.Reject {
+		return r, nil
+	}
+	if r.Signatures == nil && len(r.Attestations) == 0 {
+		return r, fmt.Errorf("%w: %s: requires nothing; say reject: true, or require signatures or attestations", ErrPolicy, where)
+	}
+	if r.Signatures != nil {
+		s, err := p.compileSignatures(*r.Signatures, where+".signatures")
+		if err != nil {
+			return r, err
 		}
-		if r.Reject {
-			continue
+		r.Signatures = &s
+	}
+	atts := make([]AttestationRule, len(r.Attestations))
+	for j, a := range r.Attestations {
+		var err error
+		if atts[j], err = p.compileAttestation(a, fmt.Sprintf("%s.attestations[%d]", where, j)); err != nil {
+			return r, err
 		}
-		if r.Signatures == nil && len(r.Attestations) == 0 {
-			return nil, fmt.Errorf("%w: %s: requires nothing; say reject: true, or require signatures or attestations", ErrPolicy, where)
+	}
+	if r.Attestations != nil {
+		r.Attestations = atts
+	}
+	return r, nil
+}
+
+// compileMatch builds the rule's matchers from its globs.
+func compileMatch(r *Rule, where string) error {
+	if len(r.Match) == 0 {
+		return fmt.Errorf("%w: %s: no match patterns", ErrPolicy, where)
+	}
+	r.match = nil
+	for _, g := range r.Match {
+		re, err := globRegexp(g)
+		if err != nil {
+			return fmt.Errorf("%w: %s: match %q: %w", ErrPolicy, where, g, err)
 		}
-		if s := r.Signatures; s != nil {
-			if err := p.checkSigners(where+".signatures", s.Signers, &s.Threshold); err != nil {
-				return nil, err
-			}
+		r.match = append(r.match, re)
+	}
+	return nil
+}
+
+// compileSignatures checks a signatures requirement.
+func (p *Policy) compileSignatures(s SignatureRule, where string) (SignatureRule, error) {
+	err := p.checkSigners(where, s.Signers, &s.Threshold)
+	return s, err
+}
+
+// compileAttestation checks an attestation requirement and the predicate
+// checks it carries.
+func (p *Policy) compileAttestation(a AttestationRule, where string) (AttestationRule, error) {
+	if a.PredicateType == "" {
+		return a, fmt.Errorf("%w: %s: no predicateType", ErrPolicy, where)
+	}
+	pt, err := ResolvePredicateType(a.PredicateType)
+	if err != nil {
+		return a, fmt.Errorf("%w: %s: %w", ErrPolicy, where, err)
+	}
+	a.PredicateType = pt
+	if err := p.checkSigners(where, a.Signers, &a.Threshold); err != nil {
+		return a, err
+	}
+	if a.SLSA != nil {
+		if a.PredicateType != PredicateSLSAProvenance {
+			return a, fmt.Errorf("%w: %s: slsa checks need predicateType %s", ErrPolicy, where, PredicateSLSAProvenance)
 		}
-		for j := range r.Attestations {
-			a := &r.Attestations[j]
-			aw := fmt.Sprintf("%s.attestations[%d]", where, j)
-			if a.PredicateType == "" {
-				return nil, fmt.Errorf("%w: %s: no predicateType", ErrPolicy, aw)
-			}
-			a.PredicateType = PredicateType(a.PredicateType)
-			if err := p.checkSigners(aw, a.Signers, &a.Threshold); err != nil {
-				return nil, err
-			}
-			if a.SLSA != nil {
-				if a.PredicateType != PredicateSLSAProvenance {
-					return nil, fmt.Errorf("%w: %s: slsa checks need predicateType %s", ErrPolicy, aw, PredicateSLSAProvenance)
-				}
-				if a.SLSA.MaxAge != "" {
-					if a.SLSA.maxAge, err = time.ParseDuration(a.SLSA.MaxAge); err != nil || a.SLSA.maxAge <= 0 {
-						return nil, fmt.Errorf("%w: %s: maxAge %q: want a positive Go duration such as 720h", ErrPolicy, aw, a.SLSA.MaxAge)
-					}
-				}
-				for k, d := range a.SLSA.Dependencies {
-					if (d.URI == "") == (d.URIPrefix == "") {
-						return nil, fmt.Errorf("%w: %s.slsa.dependencies[%d]: want exactly one of uri, uriPrefix", ErrPolicy, aw, k)
-					}
-					for alg, v := range d.Digest {
-						if !lowerHex.MatchString(v) {
-							return nil, fmt.Errorf("%w: %s.slsa.dependencies[%d]: %s digest %q is not lowercase hex", ErrPolicy, aw, k, alg, v)
-						}
-					}
-				}
+		s, err := compileSLSA(*a.SLSA, where+".slsa")
+		if err != nil {
+			return a, err
+		}
+		a.SLSA = &s
+	}
+	return a, nil
+}
+
+// compileSLSA checks a rule's SLSA provenance constraints.
+func compileSLSA(s SLSARule, where string) (SLSARule, error) {
+	if s.MaxAge != "" {
+		d, err := time.ParseDuration(s.MaxAge)
+		if err != nil || d <= 0 {
+			return s, fmt.Errorf("%w: %s: maxAge %q: want a positive Go duration such as 720h", ErrPolicy, where, s.MaxAge)
+		}
+		s.maxAge = d
+	}
+	for k, d := range s.Dependencies {
+		dw := fmt.Sprintf("%s.dependencies[%d]", where, k)
+		if (d.URI == "") == (d.URIPrefix == "") {
+			return s, fmt.Errorf("%w: %s: want exactly one of uri, uriPrefix", ErrPolicy, dw)
+		}
+		for alg, v := range d.Digest {
+			if !lowerHex.MatchString(v) {
+				return s, fmt.Errorf("%w: %s: %s digest %q is not lowercase hex", ErrPolicy, dw, alg, v)
 			}
 		}
 	}
-	return &p, nil
+	return s, nil
 }
 
 func (p *Policy) checkSigners(where string, signers []string, threshold *int) error {

@@ -20,7 +20,10 @@ func Sign(ctx context.Context, dst orasgo.Target, subject ocispec.Descriptor, s 
 // and stores it as a referrer. SLSA provenance is validated first; a
 // predicate that fails validation is refused and nothing is pushed.
 func Attest(ctx context.Context, dst orasgo.Target, subject ocispec.Descriptor, s *Signer, predicateType string, predicate json.RawMessage, opts AttachOptions) (ocispec.Descriptor, error) {
-	predicateType = PredicateType(predicateType)
+	predicateType, err := ResolvePredicateType(predicateType)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("%w: %w", ErrPredicate, err)
+	}
 	if predicateType == PredicateSLSAProvenance {
 		if err := ValidateProvenance(predicate); err != nil {
 			return ocispec.Descriptor{}, err

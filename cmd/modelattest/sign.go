@@ -175,7 +175,10 @@ Any other --type URI signs the JSON object in --predicate FILE.`,
 			if predType == "" {
 				return usageError{fmt.Errorf("attest needs --type (slsaprovenance1, model-signing or a predicate type URI)")}
 			}
-			pt := referrers.PredicateType(predType)
+			pt, err := referrers.ResolvePredicateType(predType)
+			if err != nil {
+				return usageError{err}
+			}
 			var pred json.RawMessage
 			switch {
 			case predFile != "":
