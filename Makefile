@@ -12,6 +12,7 @@ CONFORMANCE_VERSION  := v0.0.0-20260831232431-97274622c111
 COSIGN2_VERSION      := v2.6.5
 COSIGN3_VERSION      := v3.1.3
 CRANE_VERSION        := v0.20.7
+NOTATION_VERSION     := v1.3.2
 
 GOTEST_FLAGS ?= -count=1 -race -timeout 30m
 FUZZTIME     ?= 30s
@@ -27,7 +28,7 @@ help:
 	@echo "make bench  - push/pull benchmarks against oras on a local distribution registry"
 	@echo "make lint   - gofmt, go vet, go mod tidy check"
 	@echo "make fuzz   - run every fuzz target for FUZZTIME (default 30s)"
-	@echo "make tools  - install oras, distribution, the OCI conformance suite, cosign v2/v3, crane"
+	@echo "make tools  - install oras, distribution, the OCI conformance suite, cosign v2/v3, crane, notation"
 
 build:
 	$(GO) build -o $(BIN)/modelattest ./cmd/modelattest
@@ -59,13 +60,24 @@ $(TOOLS)/stamps/crane-$(CRANE_VERSION):
 	GOBIN=$(TOOLS)/bin $(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
 	@mkdir -p $(@D) && touch $@
 
+# notation does not `go install` here: a throwaway module requiring the
+# pinned version builds its command with `go build`.
+$(TOOLS)/stamps/notation-$(NOTATION_VERSION):
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; cd "$$tmp"; \
+	  $(GO) mod init modelattest.tools/notation; \
+	  $(GO) get github.com/notaryproject/notation/cmd/notation@$(NOTATION_VERSION); \
+	  $(GO) build -ldflags '-X github.com/notaryproject/notation/internal/version.BuildMetadata=' \
+	    -o $(TOOLS)/bin/notation github.com/notaryproject/notation/cmd/notation
+	@mkdir -p $(@D) && touch $@
+
 TOOL_STAMPS := \
 	$(TOOLS)/stamps/oras-$(ORAS_VERSION) \
 	$(TOOLS)/stamps/registry-$(DISTRIBUTION_VERSION) \
 	$(TOOLS)/stamps/conformance-$(CONFORMANCE_VERSION) \
 	$(TOOLS)/stamps/cosign-$(COSIGN2_VERSION) \
 	$(TOOLS)/stamps/cosign-$(COSIGN3_VERSION) \
-	$(TOOLS)/stamps/crane-$(CRANE_VERSION)
+	$(TOOLS)/stamps/crane-$(CRANE_VERSION) \
+	$(TOOLS)/stamps/notation-$(NOTATION_VERSION)
 
 tools: $(TOOL_STAMPS)
 

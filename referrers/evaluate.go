@@ -81,8 +81,16 @@ type Finding struct {
 	Verdict    string   `json:"verdict"`
 	VerifiedBy []string `json:"verifiedBy,omitempty"`
 	Reason     string   `json:"reason,omitempty"`
+	// Format is FormatSigstoreBundle, FormatNotationJWS or FormatNotationCOSE.
+	Format string `json:"format,omitempty"`
+	// Signer is who signed, as the signature says (a Notary Project
+	// signing certificate's subject).
+	Signer string `json:"signer,omitempty"`
+	// Notes say what a verified signature's check did not enforce or cover.
+	Notes []string `json:"notes,omitempty"`
 
 	statement *Statement
+	notation  *NotationSignature
 }
 
 // Requirement is one thing the matched rule requires, and whether it held.
@@ -256,7 +264,12 @@ func discover(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model ocispec
 				}
 				f.ArtifactType = r.Manifest.ArtifactType
 				f.PredicateType = r.PredicateType
-				verifyFinding(&f, r, parent.Digest, p, anchors)
+				if r.Notation != nil {
+					verifyNotationFinding(ctx, &f, r.Notation, parent, p, anchors)
+				} else {
+					f.Format = FormatSigstoreBundle
+					verifyFinding(&f, r, parent.Digest, p, anchors)
+				}
 				rep.Referrers = append(rep.Referrers, f)
 				next = append(next, r.Descriptor)
 			}
@@ -319,7 +332,7 @@ func requireSigned(rep *Report, what, predicateType string, signers []string, th
 	var reasons []string
 	for i := range rep.Referrers {
 		f := &rep.Referrers[i]
-		if f.Depth != 1 || f.statement == nil || f.statement.PredicateType != predicateType {
+		if f.Depth != 1 || !f.provides(predicateType) {
 			continue
 		}
 		var ok []string

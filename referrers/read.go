@@ -23,6 +23,9 @@ type Referrer struct {
 	Bundle []byte
 	// PredicateType is the annotation (a hint; the signed statement decides).
 	PredicateType string
+	// Notation, for a Notary Project signature, is its envelope; Bundle
+	// is then empty.
+	Notation *NotationEnvelope
 }
 
 // IsBundleReferrer reports whether a referrer manifest holds a Sigstore
@@ -50,6 +53,13 @@ func FetchReferrer(ctx context.Context, src content.Fetcher, desc ocispec.Descri
 			got = m.Subject.Digest.String()
 		}
 		return nil, fmt.Errorf("referrer %s: its subject is %s, not %s", desc.Digest, got, subject)
+	}
+	if IsNotationReferrer(*m) {
+		env, err := fetchNotationEnvelope(ctx, src, desc, m)
+		if err != nil {
+			return nil, err
+		}
+		return &Referrer{Descriptor: desc, Manifest: *m, Notation: env}, nil
 	}
 	if !IsBundleReferrer(*m) {
 		return nil, fmt.Errorf("referrer %s: artifactType %q is not a Sigstore bundle", desc.Digest, m.ArtifactType)

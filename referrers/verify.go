@@ -41,6 +41,8 @@ type Verifier struct {
 	// certificate checks (made for Fulcio certificates).
 	x509Roots *x509.CertPool
 	x509      *X509Constraints
+	// notation, for a Notary Project anchor, replaces all of the above.
+	notation *notationVerifier
 }
 
 // NewKeyVerifier trusts one public key.
@@ -266,6 +268,9 @@ func (v *Verifier) verifySubject(b *bundle.Bundle, subject digest.Digest) (*Stat
 }
 
 func (v *Verifier) verifyParsed(b *bundle.Bundle, artifact verify.ArtifactPolicyOption, subject digest.Digest) (*Statement, error) {
+	if v.notation != nil {
+		return nil, fmt.Errorf("%w: %s: trusts Notary Project signatures, not Sigstore bundles", ErrVerification, v.Name)
+	}
 	if v.x509 != nil {
 		if err := v.verifyX509(b); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrVerification, v.Name, err)
