@@ -3,8 +3,6 @@ package referrers
 import (
 	"fmt"
 	"os"
-
-	"github.com/sigstore/cosign/v2/pkg/cosign"
 )
 
 // GenerateKeyPair writes a cosign-compatible key pair: PREFIX.key (ECDSA
@@ -17,14 +15,14 @@ func GenerateKeyPair(prefix string, password []byte) (keyPath, pubPath string, e
 			return "", "", fmt.Errorf("%s exists; not overwriting it", p)
 		}
 	}
-	kb, err := cosign.GenerateKeyPair(func(bool) ([]byte, error) { return password, nil })
+	priv, pub, err := newCosignKeyPair(password)
 	if err != nil {
 		return "", "", fmt.Errorf("generate key pair: %w", err)
 	}
-	if err := os.WriteFile(keyPath, kb.PrivateBytes, 0o600); err != nil {
+	if err := os.WriteFile(keyPath, priv, 0o600); err != nil {
 		return "", "", err
 	}
-	if err := os.WriteFile(pubPath, kb.PublicBytes, 0o644); err != nil {
+	if err := os.WriteFile(pubPath, pub, 0o644); err != nil {
 		return "", "", err
 	}
 	return keyPath, pubPath, nil

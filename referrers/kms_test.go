@@ -5,66 +5,28 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
-	"encoding/pem"
-	"net/http"
-	"net/http/httptest"
+	"errors"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/sigstore/sigstore/pkg/signature/kms"
+	// This test program, like any program using the library, chooses its
+	// KMS providers: it registers hashivault:// and nothing else.
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/hashivault"
+
+	"github.com/modelattest/modelattest/internal/regtest"
 	"github.com/modelattest/modelattest/referrers"
 )
 
-// vaultTransit is an in-process stand-in for HashiCorp Vault's transit
-// engine (the two calls sigstore's hashivault provider makes): the private
-// key never leaves it, as with a real KMS.
-func vaultTransit(t *testing.T, key *ecdsa.PrivateKey, signs *atomic.Int32) *httptest.Server {
-	t.Helper()
-	der, _ := x509.MarshalPKIXPublicKey(key.Public())
-	pubPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Vault-Token") != "test-token" {
-			w.WriteHeader(http.StatusForbidden)
-			return
-		}
-		switch {
-		case r.Method == http.MethodGet && r.URL.Path == "/v1/transit/keys/model-release":
-			json.NewEncoder(w).Encode(map[string]any{"data": map[string]any{
-				"latest_version": 1,
-				"keys":           map[string]any{"1": map[string]any{"public_key": pubPEM, "name": "P-256"}},
-			}})
-		case (r.Method == http.MethodPost || r.Method == http.MethodPut) && r.URL.Path == "/v1/transit/sign/model-release/sha2-256":
-			var req struct {
-				Input     string `json:"input"`
-				Prehashed bool   `json:"prehashed"`
-			}
-			json.NewDecoder(r.Body).Decode(&req)
-			digest, _ := base64.StdEncoding.DecodeString(req.Input)
-			if !req.Prehashed || len(digest) != 32 {
-				w.WriteHeader(http.StatusBadRequest)
-				return
-			}
-			sig, _ := ecdsa.SignASN1(rand.Reader, key, digest)
-			signs.Add(1)
-			json.NewEncoder(w).Encode(map[string]any{"data": map[string]any{"signature": "vault:v1:" + base64.StdEncoding.EncodeToString(sig)}})
-		default:
-			w.WriteHeader(http.StatusNotFound)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 // TestKMSSigner signs through sigstore's KMS provider for hashivault://
-// (compiled in, as are awskms://, gcpkms:// and azurekms://), against a
-// stand-in transit engine, and verifies with the KMS public key.
+// (registered by this test program), against a stand-in transit engine,
+// and verifies with the KMS public key.
 func TestKMSSigner(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	var signs atomic.Int32
-	srv := vaultTransit(t, key, &signs)
+	srv := regtest.VaultTransit(t, key, &signs)
 	t.Setenv("VAULT_ADDR", srv.URL)
 	t.Setenv("VAULT_TOKEN", "test-token")
 	ctx := context.Background()
@@ -91,9 +53,57 @@ func TestKMSSigner(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	for _, bad := range []string{"hashivault://no-such-key", "gcpkms://not/a/valid/ref", "nosuchkms://x"} {
-		if _, err := referrers.LoadSigner(ctx, bad, nil); err == nil || !strings.Contains(err.Error(), "signing key") {
-			t.Errorf("%s: err = %v", bad, err)
+	if _, err := referrers.LoadSigner(ctx, "hashivault://no-such-key", nil); !errors.Is(err, referrers.ErrKey) {
+		t.Errorf("missing key: err = %v", err)
+	}
+}
+
+// TestKMSProviderNotRegistered: a scheme whose provider the program did
+// not import is refused with an error that names the import to add, and
+// keeps sigstore's typed error in the chain.
+func TestKMSProviderNotRegistered(t *testing.T) {
+	ctx := context.Background()
+	for ref, pkg := range map[string]string{
+		"awskms:///arn:aws:kms:us-east-1:111122223333:key/1234":   "signature/kms/aws",
+		"gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k": "signature/kms/gcp",
+		"azurekms://vault.vault.azure.net/key":                    "signature/kms/azure",
+	} {
+		for what, load := range map[string]func() error{
+			"signer":   func() error { _, err := referrers.LoadSigner(ctx, ref, nil); return err },
+			"verifier": func() error { _, err := referrers.LoadKeyVerifier(ctx, "k", ref); return err },
+		} {
+			err := load()
+			var missing *kms.ProviderNotFoundError
+			if !errors.As(err, &missing) || !strings.Contains(err.Error(), pkg) {
+				t.Errorf("%s %s: err = %v", what, ref, err)
+			}
 		}
 	}
+	if _, err := referrers.LoadSigner(ctx, "nosuchkms://x", nil); !errors.Is(err, referrers.ErrKey) {
+		t.Errorf("unknown scheme: err = %v", err)
+	}
+}
+
+// TestLibraryImportsNoKMSProvider: the library packages register no KMS
+// provider and carry no cloud SDK; that is left to the program.
+func TestLibraryImportsNoKMSProvider(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/modelattest/modelattest/referrers").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	for _, d := range deps {
+		for _, bad := range []string{
+			"github.com/sigstore/sigstore/pkg/signature/kms/",
+			"github.com/aws/aws-sdk-go",
+			"cloud.google.com/go/kms",
+			"github.com/Azure/azure-sdk-for-go",
+			"github.com/hashicorp/vault",
+		} {
+			if strings.HasPrefix(d, bad) && !strings.HasPrefix(d, "github.com/sigstore/sigstore/pkg/signature/kms/cliplugin") {
+				t.Errorf("referrers depends on %s", d)
+			}
+		}
+	}
+	t.Logf("referrers: %d packages", len(deps))
 }

@@ -203,6 +203,20 @@ func TestLoadSigner(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A key cosign generate-key-pair made (empty password) loads too, and
+	// its signatures verify against the cosign.pub it wrote.
+	cs, err := referrers.LoadSigner(ctx, "testdata/cosign/cosign.key", pass(""))
+	if err != nil {
+		t.Fatalf("cosign-made key: %v", err)
+	}
+	_, subject, bundle = signedModel(t, cs)
+	if v, err = referrers.LoadKeyVerifier(ctx, "cosign.pub", "testdata/cosign/cosign.pub"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(bundle, subject.Digest); err != nil {
+		t.Fatalf("cosign-made key: %v", err)
+	}
+
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	pkcs8, _ := x509.MarshalPKCS8PrivateKey(p384)
 	sec1, _ := x509.MarshalECPrivateKey(p384)

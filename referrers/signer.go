@@ -17,12 +17,10 @@ import (
 	"os"
 	"strings"
 
-	"github.com/sigstore/cosign/v2/pkg/cosign"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	"github.com/sigstore/sigstore-go/pkg/sign"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
-	"github.com/sigstore/sigstore/pkg/signature/kms"
 	"github.com/sigstore/sigstore/pkg/signature/options"
 )
 
@@ -48,17 +46,28 @@ type PasswordFunc func() ([]byte, error)
 // as cosign does.
 func EnvPassword() ([]byte, error) { return []byte(os.Getenv("COSIGN_PASSWORD")), nil }
 
-// LoadSigner loads a signing key: a KMS URI (awskms://, gcpkms://,
-// azurekms://, hashivault://), a cosign encrypted key file, or an
-// unencrypted PKCS#8 / EC / PKCS#1 PEM file. ECDSA P-256/P-384, Ed25519 and
-// RSA keys are supported.
+// LoadSigner loads a signing key: a KMS URI, a cosign encrypted key file,
+// or an unencrypted PKCS#8 / EC / PKCS#1 PEM file. ECDSA P-256/P-384,
+// Ed25519 and RSA keys are supported.
+//
+// A KMS URI works only when the program has registered sigstore's provider
+// for its scheme, by importing it for its side effect (the library imports
+// none, so a program that needs no KMS carries no cloud SDK):
+//
+//	awskms://      _ "github.com/sigstore/sigstore/pkg/signature/kms/aws"
+//	gcpkms://      _ "github.com/sigstore/sigstore/pkg/signature/kms/gcp"
+//	azurekms://    _ "github.com/sigstore/sigstore/pkg/signature/kms/azure"
+//	hashivault://  _ "github.com/sigstore/sigstore/pkg/signature/kms/hashivault"
+//
+// Without it the error names the import. The same holds for KMS URIs given
+// to LoadKeyVerifier and as policy key anchors.
 func LoadSigner(ctx context.Context, ref string, password PasswordFunc) (*Signer, error) {
 	var sv signature.SignerVerifier
 	var err error
 	if strings.Contains(ref, "://") {
-		sv, err = kms.Get(ctx, ref, crypto.SHA256)
+		sv, err = kmsSignerVerifier(ctx, ref)
 		if err != nil {
-			return nil, fmt.Errorf("%w %s: %v", ErrKey, ref, err)
+			return nil, fmt.Errorf("%w %s: %w", ErrKey, ref, err)
 		}
 	} else {
 		sv, err = loadKeyFile(ref, password)
@@ -83,23 +92,15 @@ func loadKeyFile(path string, password PasswordFunc) (signature.SignerVerifier, 
 		return nil, fmt.Errorf("%w %s: not a PEM file", ErrKey, path)
 	}
 	switch block.Type {
-	case cosign.CosignPrivateKeyPemType, cosign.SigstorePrivateKeyPemType:
+	case cosignPrivateKeyPEM, sigstorePrivateKeyPEM:
 		if password == nil {
 			password = EnvPassword
 		}
 		pass, err := password()
 		if err != nil {
-			return nil, fmt.Errorf("%w %s: password: %v", ErrKey, path, err)
+			return nil, fmt.Errorf("%w %s: password: %w", ErrKey, path, err)
 		}
-		// An empty load-option list keeps Ed25519 pure, like our other keys.
-		sv, err := cosign.LoadPrivateKey(raw, pass, &[]signature.LoadOption{})
-		if err != nil {
-			if strings.Contains(err.Error(), "decrypt") {
-				return nil, fmt.Errorf("%w %s: wrong password (or a damaged key file)", ErrKey, path)
-			}
-			return nil, fmt.Errorf("%w %s: %v", ErrKey, path, err)
-		}
-		return sv, nil
+		return loadCosignKey(path, block, pass)
 	case "PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY":
 		priv, err := cryptoutils.UnmarshalPEMToPrivateKey(raw, cryptoutils.SkipPassword)
 		if err != nil {

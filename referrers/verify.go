@@ -20,7 +20,6 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
-	"github.com/sigstore/sigstore/pkg/signature/kms"
 )
 
 // ErrVerification is wrapped by every error that refuses a bundle: a bad
@@ -61,11 +60,12 @@ func NewKeyVerifier(name string, pub crypto.PublicKey) (*Verifier, error) {
 }
 
 // LoadKeyVerifier trusts the public key in a PEM file (cosign.pub, a PKIX
-// public key) or behind a KMS URI.
+// public key) or behind a KMS URI (whose provider the program registers:
+// see LoadSigner).
 func LoadKeyVerifier(ctx context.Context, name, ref string) (*Verifier, error) {
 	var pub crypto.PublicKey
 	if strings.Contains(ref, "://") {
-		sv, err := kms.Get(ctx, ref, crypto.SHA256)
+		sv, err := kmsSignerVerifier(ctx, ref)
 		if err != nil {
 			return nil, fmt.Errorf("trusted key %s: %w", ref, err)
 		}
