@@ -25,6 +25,7 @@ var anchorKinds = []anchorKind{
 	{"key", func(a Anchor) bool { return a.Key != "" }, loadKeyAnchor},
 	{"x509", func(a Anchor) bool { return a.X509 != nil }, loadX509Anchor},
 	{"keyless", func(a Anchor) bool { return a.Keyless != nil }, loadKeylessAnchor},
+	{"notation", func(a Anchor) bool { return a.Notation != nil }, loadNotationAnchor},
 }
 
 // policyFiles resolves the paths a policy names against its folder.

@@ -207,8 +207,10 @@ func NewNotationVerifier(name string, t NotationTrust) (*Verifier, error) {
 				VerificationLevel: t.Level,
 				VerifyTimestamp:   trustpolicy.TimestampOption(t.VerifyTimestamp),
 			},
-			TrustStores:       storeNames,
-			TrustedIdentities: t.TrustedIdentities,
+			TrustStores: storeNames,
+			// Identities are matched by matchIdentity once the chain is
+			// trusted: whole subjects, and a reason without Go map syntax.
+			TrustedIdentities: []string{"*"},
 		}},
 	}
 	rv := &offlineRevocation{crls: t.CRLs}
@@ -232,6 +234,24 @@ func (s memTrustStore) GetCertificates(_ context.Context, t truststore.Type, nam
 		return nil, fmt.Errorf("no %s trust store %q", t, name)
 	}
 	return s[t], nil
+}
+
+// Claim reads who the envelope says signed it, without verifying
+// anything: for listings (discover) and for the reason a signature did not
+// count. Trust only what VerifyNotation returns.
+func (e *NotationEnvelope) Claim() (signer, scheme string, err error) {
+	env, err := signature.ParseEnvelope(e.MediaType, e.Bytes)
+	if err != nil {
+		return "", "", err
+	}
+	c, err := env.Content()
+	if err != nil {
+		return "", "", err
+	}
+	if len(c.SignerInfo.CertificateChain) == 0 {
+		return "", "", errors.New("no certificate in the envelope")
+	}
+	return c.SignerInfo.CertificateChain[0].Subject.String(), string(c.SignerInfo.SignedAttributes.SigningScheme), nil
 }
 
 // NotationSignature is what a verified Notary Project signature says.
@@ -343,7 +363,7 @@ func (nv *notationVerifier) matchIdentity(leaf *x509.Certificate) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("signing certificate %q is not one of the trusted identities %v", leaf.Subject, nv.trust.TrustedIdentities)
+	return fmt.Errorf("signing certificate %q is not one of the trusted identities (%s)", leaf.Subject, strings.Join(nv.trust.TrustedIdentities, "; "))
 }
 
 // parseDN reads an RFC 4514 name into attribute type → value. A type
@@ -408,6 +428,11 @@ type NotationAnchor struct {
 	CRLs []string `json:"crls,omitempty"`
 }
 
+// loadNotationAnchor loads a `notation:` anchor (anchorKinds).
+func loadNotationAnchor(_ context.Context, name string, a Anchor, files policyFiles) (*Verifier, error) {
+	return a.Notation.Load(name, files.path)
+}
+
 // Load reads the anchor's files; resolve maps a path in the policy to one
 // on disk (relative paths are relative to the policy's folder).
 func (a *NotationAnchor) Load(name string, resolve func(string) string) (*Verifier, error) {
@@ -419,7 +444,7 @@ func (a *NotationAnchor) Load(name string, resolve func(string) string) (*Verifi
 		out   *[]*x509.Certificate
 	}{{"ca", a.CA, &t.CA}, {"signingAuthority", a.SigningAuthority, &t.SigningAuthority}, {"tsa", a.TSA, &t.TSA}} {
 		for _, p := range s.paths {
-			certs, err := readCertificates(resolve(p))
+			certs, err := ReadCertificates(resolve(p))
 			if err != nil {
 				return nil, fmt.Errorf("notation %s: %w", s.what, err)
 			}
@@ -440,10 +465,10 @@ func (a *NotationAnchor) Load(name string, resolve func(string) string) (*Verifi
 	return v, nil
 }
 
-// readCertificates reads every certificate in a file (PEM, or one DER
+// ReadCertificates reads every certificate in a file (PEM, or one DER
 // certificate), or in every regular file of a folder, as notation's trust
 // store does.
-func readCertificates(path string) ([]*x509.Certificate, error) {
+func ReadCertificates(path string) ([]*x509.Certificate, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err

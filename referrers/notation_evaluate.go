@@ -38,6 +38,11 @@ func verifyNotationFinding(ctx context.Context, f *Finding, env *NotationEnvelop
 	default:
 		f.Verdict, f.Reason = "untrusted", strings.Join(reasons, "; ")
 	}
+	if f.Signer == "" {
+		if who, _, err := env.Claim(); err == nil {
+			f.Signer = who + " (claimed, not verified)"
+		}
+	}
 }
 
 // provides reports whether a verified finding carries predicateType: a

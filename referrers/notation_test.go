@@ -138,7 +138,7 @@ func TestNotationRefusals(t *testing.T) {
 			return d
 		}},
 		{name: "untrusted root", want: "authenticity", trust: referrers.NotationTrust{CA: []*x509.Certificate{other.Cert}, TrustedIdentities: []string{releaseIdentity}}},
-		{name: "identity outside the list", want: "authenticity", trust: referrers.NotationTrust{CA: []*x509.Certificate{ca.Cert},
+		{name: "identity outside the list", want: "is not one of the trusted identities", trust: referrers.NotationTrust{CA: []*x509.Certificate{ca.Cert},
 			TrustedIdentities: []string{"x509.subject: CN=ml-qa, O=Acme, ST=WA, C=US"}}},
 		// notation accepts a trusted identity naming a subset of the
 		// subject; DESIGN.md rule 8 compares names in full.

@@ -46,6 +46,8 @@ type Anchor struct {
 	Key     string         `json:"key,omitempty"`
 	X509    *X509Anchor    `json:"x509,omitempty"`
 	Keyless *KeylessAnchor `json:"keyless,omitempty"`
+	// Notation trusts Notary Project signatures (notation.go).
+	Notation *NotationAnchor `json:"notation,omitempty"`
 }
 
 // X509Anchor trusts a company PKI.

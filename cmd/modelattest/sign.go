@@ -70,15 +70,21 @@ func (f *signerFlags) signer(cmd *cobra.Command) (*referrers.Signer, error) {
 type signResult struct {
 	Subject       ocispec.Descriptor `json:"subject"`
 	Referrer      ocispec.Descriptor `json:"referrer"`
-	PredicateType string             `json:"predicateType"`
-	Signer        string             `json:"signer"`
+	PredicateType string             `json:"predicateType,omitempty"`
+	// Format is the signature's format when it is not a Sigstore bundle.
+	Format string `json:"format,omitempty"`
+	Signer string `json:"signer"`
 }
 
 func printSigned(cmd *cobra.Command, format string, r signResult) error {
 	if format == "json" {
 		return printJSON(cmd.OutOrStdout(), r)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "Signed %s (%s) as %s\nReferrer: %s\n", r.Subject.Digest, r.PredicateType, r.Signer, r.Referrer.Digest)
+	what := r.PredicateType
+	if r.Format != "" {
+		what = r.Format
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "Signed %s (%s) as %s\nReferrer: %s\n", r.Subject.Digest, what, r.Signer, r.Referrer.Digest)
 	return nil
 }
 
@@ -98,6 +104,7 @@ func resolveTarget(cmd *cobra.Command, ref string, layout bool, rf *remoteFlags)
 
 func newSignCmd() *cobra.Command {
 	var sf signerFlags
+	var nf notationFlags
 	var rf remoteFlags
 	var of outputFlags
 	var layout bool
@@ -107,14 +114,36 @@ func newSignCmd() *cobra.Command {
 		Long: `Sign resolves REF to a digest once and signs that digest: a Sigstore bundle
 v0.3 (DSSE, in-toto statement, predicate https://sigstore.dev/cosign/sign/v1)
 stored as an OCI 1.1 referrer exactly as cosign v3 stores it, so cosign
-verify, Harbor and oras discover read it. No model blob is fetched.`,
+verify, Harbor and oras discover read it. No model blob is fetched.
+
+--notation makes a Notary Project signature instead (a COSE envelope, or
+JWS with --signature-format jws, over the manifest descriptor), stored as
+notation sign stores it, so notation verify, Harbor and ECR read it. It
+needs --key (a key file, or an ECDSA KMS key) and --certificate-chain.`,
 		Example: `  modelattest sign --key cosign.key registry.example/models/llama:v1
   modelattest sign --key awskms:///alias/ml-release registry.example/models/llama@sha256:…
-  modelattest sign --key release.pem --certificate-chain release-chain.pem registry.example/models/llama:v1`,
+  modelattest sign --key release.pem --certificate-chain release-chain.pem registry.example/models/llama:v1
+  modelattest sign --notation --key release.pem --certificate-chain release-chain.pem registry.example/models/llama:v1
+  modelattest sign --notation --signature-format jws --timestamp-url http://tsa.example/ --timestamp-root-cert tsa-root.pem \
+      --key release.pem --certificate-chain release-chain.pem registry.example/models/llama:v1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := of.check("text", "json"); err != nil {
 				return err
+			}
+			if err := nf.check(cmd.Flags(), &sf); err != nil {
+				return err
+			}
+			if nf.enabled {
+				t, desc, err := resolveTarget(cmd, args[0], layout, &rf)
+				if err != nil {
+					return err
+				}
+				res, err := nf.sign(cmd, &sf, t, desc)
+				if err != nil {
+					return err
+				}
+				return printSigned(cmd, of.format, res)
 			}
 			s, err := sf.signer(cmd)
 			if err != nil {
@@ -132,6 +161,7 @@ verify, Harbor and oras discover read it. No model blob is fetched.`,
 		},
 	}
 	sf.add(cmd.Flags())
+	nf.add(cmd.Flags())
 	rf.add(cmd.Flags())
 	cmd.Flags().StringVar(&of.format, "format", "text", "output format: text, json")
 	cmd.Flags().BoolVar(&layout, "oci-layout", false, "REF is an OCI image layout DIR[:TAG|@DIGEST]")

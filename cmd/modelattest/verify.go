@@ -69,14 +69,24 @@ func printReport(w io.Writer, t *oras.Target, rep *referrers.Report) {
 		fmt.Fprintln(w, "Referrers:")
 	}
 	for _, f := range rep.Referrers {
-		line := fmt.Sprintf("  %s%s %s %s", strings.Repeat("  ", f.Depth-1), f.Digest, f.PredicateType, f.Verdict)
+		what := f.PredicateType
+		if f.Format != "" && f.Format != referrers.FormatSigstoreBundle {
+			what = "Notary Project signature (" + f.Format + ")"
+		}
+		line := fmt.Sprintf("  %s%s %s %s", strings.Repeat("  ", f.Depth-1), f.Digest, what, f.Verdict)
 		if len(f.VerifiedBy) > 0 {
 			line += " by " + strings.Join(f.VerifiedBy, ", ")
+		}
+		if f.Signer != "" {
+			line += ", signer " + f.Signer
 		}
 		if f.Reason != "" {
 			line += ": " + f.Reason
 		}
 		fmt.Fprintln(w, line)
+		for _, n := range f.Notes {
+			fmt.Fprintf(w, "  %s    note: %s\n", strings.Repeat("  ", f.Depth-1), n)
+		}
 	}
 }
 
