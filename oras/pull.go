@@ -34,7 +34,8 @@ const MaxManifestBytes = 4 << 20
 var ErrIntegrity = errors.New("integrity check failed")
 
 // PullOptions are the optional settings of Pull. The zero value pulls every
-// file, eight at once, with no progress.
+// file, eight at once, with no progress, into an output directory that
+// holds nothing but the model's files (or does not exist yet).
 type PullOptions struct {
 	// Include keeps only files matching these patterns (path.Match syntax on
 	// the path or base name, or "kind:<kind>").
@@ -47,6 +48,18 @@ type PullOptions struct {
 	// files, under the same rules (for example model.sig, the OpenSSF
 	// model-signing bundle). A name that is also a model file is refused.
 	ExtraFiles map[string][]byte
+	// Overwrite removes what the output directory holds that is not part
+	// of the model (files, folders, links), once the model is in place.
+	// Without it or KeepExtra, such entries make Pull fail with an
+	// *ExtraFilesError before anything is downloaded.
+	Overwrite bool
+	// KeepExtra leaves entries that are not part of the model where they
+	// are: the folder then holds files that the pull did not verify.
+	KeepExtra bool
+	// Warn receives what the pull did differently from what was asked, for
+	// example staging afresh because the staging folder was not ours (nil:
+	// warnings only go to PullResult.Warnings).
+	Warn func(msg string)
 }
 
 // PulledFile is one file a pull wrote or found in place.
@@ -64,6 +77,10 @@ type PulledFile struct {
 type PullResult struct {
 	Manifest ocispec.Descriptor `json:"manifest"`
 	Files    []PulledFile       `json:"files"`
+	// Removed lists what Overwrite removed from the output directory.
+	Removed []string `json:"removed,omitempty"`
+	// Warnings are the messages also given to PullOptions.Warn.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // FetchManifest reads the image manifest desc from src, refusing one over
@@ -117,9 +134,22 @@ func isVerifyErr(err error) bool {
 // Pull writes the files of the model manifest desc (a digest, resolved
 // once by the caller) into outDir. Every blob is hashed while it streams
 // into a staging folder beside outDir, and nothing is moved into outDir until
-// every blob has been checked: a failed pull leaves outDir as it was. Files
-// already in outDir with the right digest are not downloaded again, nor are
-// blobs an interrupted pull already verified.
+// every blob has been checked: a failed pull leaves outDir as it was.
+//
+// Before a byte is downloaded, outDir is compared with the model: a folder
+// (or a file) where the model needs the other is a *ConflictError, a
+// symlink on a model path is refused, and entries that are not part of the
+// model are an *ExtraFilesError unless opts.Overwrite or opts.KeepExtra says
+// what to do with them.
+//
+// Files already in outDir with the right digest are not downloaded again
+// when they are ours (owned by the current user, one link, writable by no
+// one else); neither are blobs an interrupted pull verified into its
+// staging folder, which is created 0700 and resumed only when it and each
+// blob in it are ours in the same sense. A staging folder that is not ours
+// is left alone and the pull stages afresh under a new random name, with a
+// warning. On Windows, where ownership is not checked this way, a pull never
+// resumes: a failed pull removes its staging folder.
 func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, outDir string, opts PullOptions) (*PullResult, error) {
 	m, _, err := FetchManifest(ctx, src, desc)
 	if err != nil {
@@ -135,15 +165,13 @@ func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, out
 	if entries, err = modelspec.Filter(entries, opts.Include); err != nil {
 		return nil, err
 	}
-	st, err := openStaging(outDir)
-	if err != nil {
-		return nil, err
-	}
-	defer st.root.Close()
-
 	res := &PullResult{Manifest: desc, Files: make([]PulledFile, len(entries))}
-	var mu sync.Mutex
-	var archiveFiles []stagedFile
+	warn := func(msg string) {
+		res.Warnings = append(res.Warnings, msg)
+		if opts.Warn != nil {
+			opts.Warn(msg)
+		}
+	}
 	unpacker, err := modelspec.NewUnpacker(entries)
 	if err != nil {
 		return nil, err
@@ -152,6 +180,42 @@ func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, out
 	if err != nil {
 		return nil, err
 	}
+	st, err := openStaging(outDir, warn)
+	if err != nil {
+		return nil, err
+	}
+	defer st.root.Close()
+
+	// Compare the output directory with the model before any download.
+	out, err := st.scanOutput()
+	if err != nil {
+		st.abort()
+		return nil, err
+	}
+	archives := false
+	for _, e := range entries {
+		if e.Archive() {
+			archives = true
+			continue
+		}
+		if err := out.claim(e.Path); err != nil {
+			return nil, st.failed(err, outDir)
+		}
+	}
+	for _, name := range extras {
+		if err := out.claim(name); err != nil {
+			return nil, st.failed(err, outDir)
+		}
+	}
+	// Archive members are known only once extracted; the check waits for them.
+	if !archives && !opts.Overwrite && !opts.KeepExtra {
+		if err := out.extraError(); err != nil {
+			return nil, st.failed(err, outDir)
+		}
+	}
+
+	var mu sync.Mutex
+	var archiveFiles []stagedFile
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(concurrency(opts.Concurrency))
 	for i, e := range entries {
@@ -167,7 +231,7 @@ func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, out
 				res.Files[i] = PulledFile{Path: e.Path, Digest: e.Layer.Digest, Size: e.Layer.Size, Status: "downloaded"}
 				return nil
 			}
-			status, err := st.fetchRaw(gctx, src, e, opts.Progress)
+			status, err := st.fetchRaw(gctx, src, e, out.present[e.Path], opts.Progress)
 			if err != nil {
 				return err
 			}
@@ -176,22 +240,32 @@ func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, out
 		})
 	}
 	if err := g.Wait(); err != nil {
-		st.abort()
-		if n := st.kept(); n > 0 {
-			return nil, fmt.Errorf("%w (nothing was written to %s; %d verified blobs kept in %s for a re-run to resume)", err, outDir, n, st.dirOS)
+		return nil, st.failed(err, outDir)
+	}
+	for _, a := range archiveFiles {
+		if err := out.claim(a.path); err != nil {
+			return nil, st.failed(err, outDir)
 		}
-		return nil, fmt.Errorf("%w (nothing was written to %s)", err, outDir)
+	}
+	if archives && !opts.Overwrite && !opts.KeepExtra {
+		if err := out.extraError(); err != nil {
+			return nil, st.failed(err, outDir)
+		}
 	}
 	for _, name := range extras {
 		staged := st.dir + "/extra-" + strings.ReplaceAll(name, "/", "_")
 		if err := st.root.WriteFile(staged, opts.ExtraFiles[name], 0o600); err != nil {
-			st.abort()
-			return nil, err
+			return nil, st.failed(err, outDir)
 		}
 		archiveFiles = append(archiveFiles, stagedFile{path: name, name: staged, mode: 0o644})
 	}
 	if err := st.commit(entries, res.Files, archiveFiles); err != nil {
-		return nil, err
+		return nil, st.failed(err, outDir)
+	}
+	if opts.Overwrite {
+		if res.Removed, err = st.removeExtra(out); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }
@@ -227,9 +301,16 @@ type staging struct {
 	dirOS  string
 	mu     sync.Mutex
 	nblobs int
+	// dirs are the output folders checked to be real folders.
+	dirs map[string]bool
+	// placed counts files moved into the output directory.
+	placed int
 }
 
-func openStaging(outDir string) (*staging, error) {
+// stagingSuffix ends the name of every staging folder.
+const stagingSuffix = ".modelattest-partial"
+
+func openStaging(outDir string, warn func(string)) (*staging, error) {
 	abs, err := filepath.Abs(outDir)
 	if err != nil {
 		return nil, err
@@ -248,22 +329,86 @@ func openStaging(outDir string) (*staging, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &staging{root: root, out: base, dir: "." + base + ".modelattest-partial"}
-	st.dirOS = filepath.Join(parent, st.dir)
-	if err := root.MkdirAll(st.dir, 0o700); err != nil {
+	st := &staging{root: root, out: base, dir: "." + base + stagingSuffix, dirs: map[string]bool{}}
+	err = root.Mkdir(st.dir, 0o700)
+	if errors.Is(err, fs.ErrExist) {
+		if why := st.notOurs(st.dir, true); why != "" {
+			taken := filepath.Join(parent, st.dir)
+			st.dir = "." + base + stagingSuffix + "-" + randSuffix()
+			warn(fmt.Sprintf("staging folder %s is not ours (%s): not resuming from it; staging afresh in %s", taken, why, filepath.Join(parent, st.dir)))
+			err = root.Mkdir(st.dir, 0o700)
+		}
+	}
+	if err != nil && !errors.Is(err, fs.ErrExist) {
 		root.Close()
 		return nil, fmt.Errorf("staging folder: %w", err)
 	}
+	st.dirOS = filepath.Join(parent, st.dir)
 	return st, nil
+}
+
+// notOurs says why name (relative to root) may not be trusted as ours, or
+// "" when it may: a folder (when dir) or a regular file with one link,
+// owned by the current user, that no one else can write. What another user
+// could have put there or could still change is never resumed or reused.
+func (st *staging) notOurs(name string, dir bool) string {
+	fi, err := st.root.Lstat(name)
+	if err != nil {
+		return err.Error()
+	}
+	switch {
+	case dir && !fi.IsDir():
+		return "a " + fileType(fi.Mode()) + ", not a folder"
+	case !dir && !fi.Mode().IsRegular():
+		return "a " + fileType(fi.Mode()) + ", not a regular file"
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Sprintf("mode %#o: others can write it", fi.Mode().Perm())
+	}
+	return notOwned(fi, dir)
+}
+
+func fileType(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "folder"
+	case m.IsRegular():
+		return "regular file"
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}
+
+// failed cleans up after a failed pull and says what was kept.
+func (st *staging) failed(err error, outDir string) error {
+	st.abort()
+	var ce *ConflictError
+	if errors.As(err, &ce) && st.kept() > 0 {
+		ce.Staging = st.dirOS
+	}
+	written := "nothing was written to " + outDir
+	if st.placed > 0 {
+		written = fmt.Sprintf("%d files were placed in %s before it failed", st.placed, outDir)
+	}
+	if n := st.kept(); n > 0 {
+		return fmt.Errorf("%w (%s; %d verified blobs kept in %s for a re-run to resume)", err, written, n, st.dirOS)
+	}
+	return fmt.Errorf("%w (%s)", err, written)
 }
 
 func (st *staging) blob(d digest.Digest) string { return st.dir + "/" + d.Encoded() }
 
-// hashIn reports whether name under root is a regular file of the given
-// size and digest.
+// hashIn reports whether name under root is a regular file of ours (see
+// notOurs) of the given size and digest.
 func (st *staging) hashIn(name string, d digest.Digest, size int64) bool {
 	fi, err := st.root.Lstat(name)
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() != size {
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != size || st.notOurs(name, false) != "" {
 		return false
 	}
 	f, err := st.root.Open(name)
@@ -278,12 +423,15 @@ func (st *staging) hashIn(name string, d digest.Digest, size int64) bool {
 	return v.Verified()
 }
 
-func (st *staging) fetchRaw(ctx context.Context, src content.Fetcher, e modelspec.Entry, p Progress) (string, error) {
+// fetchRaw brings the blob of a raw layer into the staging folder, unless
+// the output directory already holds it (present: scanOutput found a
+// regular file there) or an earlier pull verified it.
+func (st *staging) fetchRaw(ctx context.Context, src content.Fetcher, e modelspec.Entry, present bool, p Progress) (string, error) {
 	d, size := e.Layer.Digest, e.Layer.Size
 	if d.Algorithm() != digest.SHA256 && d.Algorithm() != digest.SHA512 {
 		return "", fmt.Errorf("layer %q: unsupported digest algorithm %q", e.Path, d.Algorithm())
 	}
-	if ok, err := st.safeDest(e.Path); err == nil && ok && st.hashIn(st.out+"/"+e.Path, d, size) {
+	if present && st.hashIn(st.out+"/"+e.Path, d, size) {
 		t := track(p, e.Path, size)
 		t.Add(size)
 		t.Done("present", nil)
@@ -459,27 +607,63 @@ func (st *staging) fetchArchive(ctx context.Context, src content.Fetcher, e mode
 	return files, nil
 }
 
-// safeDest reports whether the output path p can be written without
-// following a symlink: every existing component must be a directory, and
-// the file itself, if there, a regular file.
-func (st *staging) safeDest(p string) (bool, error) {
-	parts := strings.Split(p, "/")
-	cur := st.out
-	for i, c := range parts {
-		cur += "/" + c
-		fi, err := st.root.Lstat(cur)
-		if errors.Is(err, fs.ErrNotExist) {
-			return true, nil
+// safeDest checks that the output path p can be written without following
+// a symlink: every existing folder on the way must be a real folder, and the
+// file itself, if there, a regular file. Folders found good are remembered
+// and the walk starts below the deepest one known, so a folder is looked at
+// once however many files it holds.
+func (st *staging) safeDest(p string) error {
+	full := st.out + "/" + p
+	from := 0
+	for k := len(full); ; {
+		if k = strings.LastIndexByte(full[:k], '/'); k < 0 {
+			break
 		}
-		if err != nil {
-			return false, err
-		}
-		last := i == len(parts)-1
-		if (!last && !fi.IsDir()) || (last && !fi.Mode().IsRegular()) {
-			return false, fmt.Errorf("%w %q: %s in the output directory is a %s", modelspec.ErrUnsafePath, p, cur, fi.Mode().Type())
+		if st.dirs[full[:k]] {
+			from = k + 1
+			break
 		}
 	}
-	return true, nil
+	for k := from; ; {
+		j := strings.IndexByte(full[k:], '/')
+		cur := full
+		if j >= 0 {
+			cur = full[:k+j]
+		}
+		fi, err := st.root.Lstat(cur)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if j < 0 {
+			if !fi.Mode().IsRegular() {
+				return unsafeDest(p, st.osPath(cur), fi.Mode())
+			}
+			return nil
+		}
+		if !fi.IsDir() {
+			return unsafeDest(p, st.osPath(cur), fi.Mode())
+		}
+		st.dirs[cur] = true
+		k += j + 1
+	}
+}
+
+// osPath turns a name relative to root into a path for messages.
+func (st *staging) osPath(name string) string {
+	return filepath.Join(filepath.Dir(st.dirOS), filepath.FromSlash(name))
+}
+
+// unsafeDest is the error for a path that meets something other than what
+// the model needs: a symlink or special file is refused as unsafe, a folder
+// where a file goes (or a file where a folder goes) is a local conflict.
+func unsafeDest(p, at string, m fs.FileMode) error {
+	if m.IsDir() || m.IsRegular() {
+		return &ConflictError{Path: p, At: at, Found: fileType(m)}
+	}
+	return fmt.Errorf("%w %q: %s in the output directory is a %s", modelspec.ErrUnsafePath, p, at, fileType(m))
 }
 
 // commit moves every staged file into the output directory, then removes
@@ -490,13 +674,13 @@ func (st *staging) commit(entries []modelspec.Entry, files []PulledFile, archive
 	}
 	for _, e := range entries {
 		if !e.Archive() {
-			if _, err := st.safeDest(e.Path); err != nil {
+			if err := st.safeDest(e.Path); err != nil {
 				return err
 			}
 		}
 	}
 	for _, a := range archived {
-		if _, err := st.safeDest(a.path); err != nil {
+		if err := st.safeDest(a.path); err != nil {
 			return err
 		}
 	}
@@ -526,6 +710,7 @@ func (st *staging) commit(entries []modelspec.Entry, files []PulledFile, archive
 			if err != nil {
 				return fmt.Errorf("place %q: %w", e.Path, err)
 			}
+			st.placed++
 		}
 		if err := st.root.Chmod(dest, e.Mode); err != nil {
 			return err
@@ -539,6 +724,7 @@ func (st *staging) commit(entries []modelspec.Entry, files []PulledFile, archive
 		if err := st.root.Rename(a.name, dest); err != nil {
 			return fmt.Errorf("place %q: %w", a.path, err)
 		}
+		st.placed++
 		if err := st.root.Chmod(dest, a.mode); err != nil {
 			return err
 		}
@@ -578,7 +764,7 @@ func (st *staging) abort() {
 	n := 0
 	for _, e := range ents {
 		name := e.Name()
-		if strings.Contains(name, ".part-") || strings.HasPrefix(name, "x-") {
+		if !canResume || strings.Contains(name, ".part-") || strings.HasPrefix(name, "x-") || strings.HasPrefix(name, "extra-") {
 			_ = st.root.RemoveAll(st.dir + "/" + name)
 			continue
 		}

@@ -228,6 +228,7 @@ func newPullCmd() *cobra.Command {
 	var of outputFlags
 	var rf remoteFlags
 	var layout, insecureSkipVerify, modelSig bool
+	var od outDirFlags
 	var out, policy string
 	var include []string
 	var concurrency int
@@ -236,7 +237,10 @@ func newPullCmd() *cobra.Command {
 		Short: "Pull a model's files by digest, checking every byte before it lands",
 		Long: `Pull resolves REF to a digest once, then downloads every file into a staging
 folder beside DIR, hashing as it streams. Nothing is moved into DIR until every
-blob has been verified; a failed pull leaves DIR as it was, and a re-run resumes.
+blob has been verified; a failed pull leaves DIR as it was, and a re-run resumes
+(from a staging folder that is ours and writable by no one else; never on
+Windows). DIR must hold nothing but the model's files: anything else is
+refused by name unless --overwrite or --keep-extra.
 
 Signatures and attestations are checked against a policy before the pull
 (--policy). Pulling without that check needs --insecure-skip-verify.`,
@@ -268,6 +272,9 @@ Signatures and attestations are checked against a policy before the pull
 				}
 			}
 			po := oras.PullOptions{Include: include, Concurrency: concurrency}
+			if err := od.apply(&po, cmd.ErrOrStderr()); err != nil {
+				return err
+			}
 			if modelSig {
 				found, err := referrers.FindBundles(cmd.Context(), t, desc, referrers.PredicateModelSigning)
 				if err != nil {
@@ -296,14 +303,14 @@ Signatures and attestations are checked against a policy before the pull
 				})
 				wait()
 				if err != nil {
-					return err
+					return pullHint(err)
 				}
 			} else {
 				fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: pulling %s without verifying its signatures (--insecure-skip-verify)\n", desc.Digest)
 				res, err = oras.Pull(cmd.Context(), t, desc, out, po)
 				wait()
 				if err != nil {
-					return err
+					return pullHint(err)
 				}
 			}
 			if of.format == "json" {
@@ -326,6 +333,7 @@ Signatures and attestations are checked against a policy before the pull
 	cmd.Flags().IntVar(&concurrency, "concurrency", oras.DefaultConcurrency, "parallel downloads")
 	cmd.Flags().StringVar(&policy, "policy", "", "verify the referrer graph against this policy first")
 	cmd.Flags().BoolVar(&insecureSkipVerify, "insecure-skip-verify", false, "pull without verifying signatures or attestations")
+	od.add(cmd.Flags())
 	cmd.Flags().BoolVar(&modelSig, "model-signature", false, "write the model's OpenSSF model-signing bundle as model.sig beside its files (for `model_signing verify`)")
 	return cmd
 }
