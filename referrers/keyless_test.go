@@ -61,9 +61,32 @@ func TestKeylessEndToEnd(t *testing.T) {
 	if _, err := v.Verify(bundle, subject.Digest); !errors.Is(err, referrers.ErrVerification) {
 		t.Errorf("untrusted CA: err = %v", err)
 	}
-	// A token from another identity provider gets no certificate.
-	s2, _ := referrers.NewKeylessSigner(ctx, referrers.KeylessOptions{FulcioURL: ss.FulcioURL, RekorURL: ss.RekorURL, IDToken: regtest.ForeignToken(t, regtest.TestIdentity)})
-	if _, err := referrers.Sign(ctx, tgt, subject, s2, referrers.AttachOptions{}); err == nil {
-		t.Error("signed with a token the identity provider did not issue")
+	if s.Identity != "keyless "+regtest.TestIdentity {
+		t.Errorf("Identity = %q", s.Identity)
+	}
+	_ = tgt
+}
+
+// TestKeylessSignerAsksFulcioUpFront: the certificate is requested within
+// the constructor's context, so a token Fulcio refuses, or a context that
+// has ended, fails before anything is signed or pushed.
+func TestKeylessSignerAsksFulcioUpFront(t *testing.T) {
+	ss := regtest.NewSigstore(t)
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for name, tc := range map[string]struct {
+		ctx   context.Context
+		token string
+	}{
+		"token from another identity provider": {context.Background(), regtest.ForeignToken(t, regtest.TestIdentity)},
+		"context ended":                        {ended, ss.Token(t, regtest.TestIdentity)},
+	} {
+		s, err := referrers.NewKeylessSigner(tc.ctx, referrers.KeylessOptions{FulcioURL: ss.FulcioURL, RekorURL: ss.RekorURL, IDToken: tc.token})
+		if err == nil || s != nil {
+			t.Errorf("%s: signer %v, err %v", name, s, err)
+		}
+		if name == "context ended" && !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: err = %v, want context.Canceled in the chain", name, err)
+		}
 	}
 }

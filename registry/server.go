@@ -15,7 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/distribution/distribution/v3"
@@ -25,11 +25,11 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // basic auth
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/distribution/distribution/v3/registry/storage"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/sirupsen/logrus"
 )
 
 // Config is how a registry is run. RootDir is required.
@@ -61,6 +61,11 @@ type Server struct {
 	log     *slog.Logger
 	errc    chan error
 	handler http.Handler
+
+	closeOnce sync.Once
+	closeErr  error
+	closed    chan struct{} // closed when Close starts: stops the ctx watcher of Start
+	shut      chan struct{} // closed when Close is done: Wait returns after it
 }
 
 // New builds a registry on cfg.RootDir without listening; Handler serves it.
@@ -82,15 +87,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	// distribution logs every 404 as an error through logrus; a HEAD that
-	// finds nothing is how clients ask "do you have it". Its logs appear
-	// only when the caller asked for debug logs.
-	logrus.SetFormatter(&logrus.JSONFormatter{})
-	logrus.SetOutput(io.Discard)
-	if cfg.Logger != nil && cfg.Logger.Enabled(ctx, slog.LevelDebug) {
-		logrus.SetOutput(os.Stderr)
-		logrus.SetLevel(logrus.InfoLevel)
-	}
+	// distribution logs through logrus; its logs go to log, never through
+	// logrus's standard logger, which belongs to the program.
+	ctx = loggerContext{ctx, distributionLogger(log)}
 
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
@@ -194,8 +193,11 @@ func (s *Server) rebuild(ctx context.Context) error {
 	return nil
 }
 
+// isPathNotFound reports a storage path that does not exist yet (an empty
+// registry has no repositories folder).
 func isPathNotFound(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "Path not found")
+	var nf storagedriver.PathNotFoundError
+	return errors.As(err, &nf)
 }
 
 // Handler serves the registry API, /healthz included.
@@ -207,7 +209,9 @@ var (
 )
 
 func (s *Server) route() http.Handler {
+	dlog := distributionLogger(s.log)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(loggerContext{r.Context(), dlog})
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
@@ -357,7 +361,9 @@ func (s *Server) serveReferrers(w http.ResponseWriter, r *http.Request, repo, re
 	}
 }
 
-// Start listens on cfg.Addr and serves until Close or ctx ends.
+// Start listens on cfg.Addr and serves until Close is called or ctx ends;
+// when ctx ends the server shuts down as Close does (in-flight requests get
+// up to ShutdownTimeout to finish) and Wait returns.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s, err := New(ctx, cfg)
 	if err != nil {
@@ -372,8 +378,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	s.ln = ln
-	s.srv = &http.Server{Handler: s.handler, ReadHeaderTimeout: 30 * time.Second}
+	s.srv = &http.Server{Handler: s.handler, ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)} // TLS handshake noise is not an error of ours
 	s.errc = make(chan error, 1)
+	s.closed = make(chan struct{})
+	s.shut = make(chan struct{})
 	go func() {
 		var err error
 		if cfg.TLSCert != "" && cfg.TLSKey != "" {
@@ -382,9 +391,23 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			err = s.srv.Serve(ln)
 		}
 		if errors.Is(err, http.ErrServerClosed) {
+			// Close stopped the server: Wait returns once it has finished
+			// (requests drained, referrers index saved).
+			<-s.shut
 			err = nil
 		}
 		s.errc <- err
+	}()
+	go func() {
+		select {
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
+			defer cancel()
+			if err := s.Close(sctx); err != nil {
+				s.log.Error("registry shutdown", "error", err.Error())
+			}
+		case <-s.closed:
+		}
 	}()
 	s.log.Info("registry listening", "address", ln.Addr().String(), "root", cfg.RootDir, "tls", cfg.TLSCert != "", "auth", cfg.HtpasswdFile != "")
 	return s, nil
@@ -398,19 +421,32 @@ func (s *Server) Addr() string {
 	return s.ln.Addr().String()
 }
 
-// Wait blocks until the server stops serving.
+// Wait blocks until the server stops serving and, when Close or the end of
+// Start's context stopped it, until that shutdown is done.
 func (s *Server) Wait() error { return <-s.errc }
+
+// ShutdownTimeout bounds how long in-flight requests may run once the
+// context given to Start has ended.
+const ShutdownTimeout = 10 * time.Second
 
 // Close shuts the server down gracefully: in-flight requests finish, then
 // the referrers index is marked complete so the next start trusts it.
+// Calling it again returns the first call's result.
 func (s *Server) Close(ctx context.Context) error {
-	var err error
-	if s.srv != nil {
-		err = s.srv.Shutdown(ctx)
-	}
-	_ = s.app.Shutdown()
-	if cerr := s.index.setComplete(true); err == nil {
-		err = cerr
-	}
-	return err
+	s.closeOnce.Do(func() {
+		if s.closed != nil {
+			close(s.closed)
+		}
+		if s.srv != nil {
+			s.closeErr = s.srv.Shutdown(ctx)
+		}
+		_ = s.app.Shutdown()
+		if err := s.index.setComplete(true); s.closeErr == nil {
+			s.closeErr = err
+		}
+		if s.shut != nil {
+			close(s.shut)
+		}
+	})
+	return s.closeErr
 }
