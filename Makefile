@@ -26,7 +26,7 @@ help:
 	@echo "make test   - install the pinned peer tools, then run every test (unit, integration, interop, conformance)"
 	@echo "make unit   - the tests that need no peer tool"
 	@echo "make bench  - push/pull benchmarks against oras on a local distribution registry"
-	@echo "make lint   - gofmt, go vet, go mod tidy check"
+	@echo "make lint   - gofmt, go vet, darwin and windows builds, go mod tidy check"
 	@echo "make fuzz   - run every fuzz target for FUZZTIME (default 30s)"
 	@echo "make tools  - install oras, distribution, the OCI conformance suite, cosign v2/v3, crane, notation"
 
@@ -87,11 +87,13 @@ test: tools
 	$(GO) test $(GOTEST_FLAGS) ./...
 
 unit:
-	$(GO) test $(GOTEST_FLAGS) ./modelspec/... ./oras/... ./registry/... ./cmd/...
+	$(GO) test $(GOTEST_FLAGS) ./modelspec/... ./oras/... ./referrers/... ./registry/... ./cmd/...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	GOOS=darwin $(GO) build ./...
+	GOOS=windows $(GO) build ./...
 	$(GO) mod tidy -diff
 
 # Each fuzz target runs for FUZZTIME; a crasher lands in testdata/fuzz and

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -37,12 +36,11 @@ func (c *digestCache) key(p string) string {
 	if err != nil {
 		return ""
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
+	id, ok := fileIdentity(fi)
 	if !ok {
 		return ""
 	}
-	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d\x00%d\x00%d.%d\x00%d.%d",
-		abs, st.Dev, st.Ino, fi.Size(), st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec))
+	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d", abs, id, fi.Size()))
 	return hex.EncodeToString(h[:])
 }
 

@@ -19,13 +19,13 @@ import (
 	"oras.land/oras-go/v2/registry/remote/auth"
 )
 
-// A blob at least this big is fetched as parallelParts byte ranges at
-// once. Writing a file costs the kernel more CPU than sending it, so one
-// stream keeps one core busy while the other idles; ranges use both.
-const (
-	parallelMin   = 64 << 20
-	parallelParts = 4
-)
+// A blob at least parallelMin bytes big is fetched as parallelParts byte
+// ranges at once. Writing a file costs the kernel more CPU than sending it,
+// so one stream keeps one core busy while the other idles; ranges use both.
+// parallelMin is a variable only so that tests can use small blobs.
+var parallelMin int64 = 64 << 20
+
+const parallelParts = 4
 
 // errNoRanges says the registry ignored a Range header: fetch in one stream.
 var errNoRanges = errors.New("registry does not serve byte ranges")
