@@ -69,6 +69,7 @@ var weightConfigName = map[string]bool{
 	"config.json": true, "generation_config.json": true, "special_tokens_map.json": true,
 	"preprocessor_config.json": true, "vocab.json": true, "merges.txt": true,
 	"added_tokens.json": true, "chat_template.jinja": true, "model.safetensors.index.json": true,
+	"vocab.txt": true, "adapter_config.json": true, "chat_template.json": true,
 }
 
 var codeExt = map[string]bool{
@@ -88,7 +89,7 @@ func KindOf(p string) Kind {
 	ext := path.Ext(base)
 	switch {
 	case weightConfigName[base], strings.HasPrefix(base, "tokenizer"),
-		strings.HasSuffix(base, ".index.json"):
+		strings.HasSuffix(base, ".index.json"), ext == ".tiktoken":
 		return KindWeightConfig
 	case weightExt[ext]:
 		return KindWeight

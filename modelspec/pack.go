@@ -2,13 +2,18 @@ package modelspec
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
@@ -33,8 +38,10 @@ type File struct {
 type ScanOption func(*scanOptions)
 
 type scanOptions struct {
-	kinds   []kindRule
-	exclude []string
+	kinds             []kindRule
+	exclude           []string
+	noDefaultExcludes bool
+	dereference       bool
 }
 
 type kindRule struct {
@@ -48,23 +55,51 @@ func WithKind(glob string, k Kind) ScanOption {
 	return func(o *scanOptions) { o.kinds = append(o.kinds, kindRule{glob, k}) }
 }
 
-// WithExclude leaves out files and directories whose path or base name
-// matches glob.
-func WithExclude(glob string) ScanOption {
-	return func(o *scanOptions) { o.exclude = append(o.exclude, glob) }
+// WithExclude leaves out what the gitignore line pattern matches, as if it
+// were a line of a .modelattestignore file at the root: "*.bin" anywhere,
+// "/eval" only at the root, "cache/" only folders, "!keep.bin" takes a file
+// back. Later patterns win.
+func WithExclude(pattern string) ScanOption {
+	return func(o *scanOptions) { o.exclude = append(o.exclude, pattern) }
 }
 
-func matchAny(glob, p string) bool {
-	if ok, _ := path.Match(glob, p); ok {
-		return true
-	}
-	ok, _ := path.Match(glob, path.Base(p))
-	return ok
+// WithoutDefaultExcludes packs the files DefaultExcludes would leave out
+// (version control, caches, OS litter), as before they existed.
+func WithoutDefaultExcludes() ScanOption {
+	return func(o *scanOptions) { o.noDefaultExcludes = true }
 }
 
-// Scan lists the regular files below root in byte order of their path.
-// Symlinks and special files are refused: a model is its bytes, and a link
-// would make the artifact depend on what lies outside the directory.
+// WithDereference packs the file a symlink points to, as a regular file of
+// the model, wherever the target lies. A Hugging Face cache snapshot is
+// such a folder: every file is a link into ../../blobs/. Links to folders
+// are still refused: they could loop, and a model is its files.
+func WithDereference() ScanOption {
+	return func(o *scanOptions) { o.dereference = true }
+}
+
+// DefaultExcludes are left out of every model unless WithoutDefaultExcludes
+// is given: version-control data, editor, notebook and Python caches, OS
+// litter, and the files that describe a pack or sign it (an OpenSSF model
+// signature beside the files cannot sign itself). Gitignore syntax.
+var DefaultExcludes = []string{
+	".git/", ".gitattributes", ".gitignore", ".gitmodules", ".hg/", ".svn/",
+	".DS_Store", "Thumbs.db", "__pycache__/", "*.pyc", ".ipynb_checkpoints/",
+	".cache/", ".huggingface/", IgnoreFile, "model.sig",
+}
+
+// IgnoreFile is the name of a file, in the model folder or any folder
+// below it, whose lines (gitignore syntax) say what Scan leaves out.
+const IgnoreFile = ".modelattestignore"
+
+// ErrSymlink is returned for a symlink in a model folder scanned without
+// WithDereference.
+var ErrSymlink = errors.New("is a symlink")
+
+// Scan lists the regular files below root in byte order of their path,
+// leaving out DefaultExcludes, the patterns of IgnoreFile files and
+// WithExclude patterns. Symlinks (unless WithDereference) and special files
+// are refused: a model is its bytes, and a link would make the artifact
+// depend on what lies outside the directory.
 func Scan(root string, opts ...ScanOption) ([]File, error) {
 	var o scanOptions
 	for _, opt := range opts {
@@ -72,7 +107,7 @@ func Scan(root string, opts ...ScanOption) ([]File, error) {
 	}
 	for _, r := range o.kinds {
 		if !r.kind.Valid() {
-			return nil, fmt.Errorf("kind %q for %q: want one of %v", r.kind, r.glob, Kinds)
+			return nil, fmt.Errorf("kind %q for %q: want one of %s", r.kind, r.glob, kindList())
 		}
 		if _, err := path.Match(r.glob, ""); err != nil {
 			return nil, fmt.Errorf("kind pattern %q: %w", r.glob, err)
@@ -85,21 +120,37 @@ func Scan(root string, opts ...ScanOption) ([]File, error) {
 	if !info.IsDir() {
 		return nil, fmt.Errorf("model directory %s: not a directory", root)
 	}
+	var patterns []gitignore.Pattern
+	if !o.noDefaultExcludes {
+		for _, l := range DefaultExcludes {
+			patterns = append(patterns, gitignore.ParsePattern(l, nil))
+		}
+	}
+	// Patterns given by the caller win over the ignore files: they are read
+	// last (the matcher lets the last matching pattern decide).
+	var given []gitignore.Pattern
+	for _, l := range o.exclude {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			given = append(given, gitignore.ParsePattern(l, nil))
+		}
+	}
+	excluded := func(parts []string, isDir bool) bool {
+		return gitignore.NewMatcher(append(patterns[:len(patterns):len(patterns)], given...)).Match(parts, isDir)
+	}
 	var files []File
 	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
-		}
-		if p == root {
-			return nil
 		}
 		rel, err := filepath.Rel(root, p)
 		if err != nil {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
-		for _, g := range o.exclude {
-			if matchAny(g, rel) {
+		var parts []string
+		if rel != "." {
+			parts = strings.Split(rel, "/")
+			if excluded(parts, d.IsDir()) {
 				if d.IsDir() {
 					return filepath.SkipDir
 				}
@@ -107,16 +158,32 @@ func Scan(root string, opts ...ScanOption) ([]File, error) {
 			}
 		}
 		if d.IsDir() {
+			// A folder's ignore file applies below it, as .gitignore does.
+			ps, err := readIgnoreFile(filepath.Join(p, IgnoreFile), parts)
+			if err != nil {
+				return err
+			}
+			patterns = append(patterns, ps...)
 			return nil
-		}
-		if !d.Type().IsRegular() {
-			return fmt.Errorf("model file %q: %s is not a regular file", rel, d.Type())
-		}
-		if _, err := CleanPath(rel); err != nil {
-			return err
 		}
 		fi, err := d.Info()
 		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			if !o.dereference {
+				return fmt.Errorf("model file %q %w: pack what links point to with --dereference (WithDereference), as a Hugging Face cache snapshot needs", rel, ErrSymlink)
+			}
+			if fi, err = os.Stat(p); err != nil {
+				return fmt.Errorf("model file %q: link target: %w", rel, err)
+			}
+			if !fi.Mode().IsRegular() {
+				return fmt.Errorf("model file %q: links to a %s, not a regular file", rel, fileType(fi.Mode()))
+			}
+		} else if !d.Type().IsRegular() {
+			return fmt.Errorf("model file %q: a %s, not a regular file", rel, fileType(d.Type()))
+		}
+		if _, err := CleanPath(rel); err != nil {
 			return err
 		}
 		kind := KindOf(rel)
@@ -139,6 +206,60 @@ func Scan(root string, opts ...ScanOption) ([]File, error) {
 		return nil, err
 	}
 	return files, nil
+}
+
+func matchAny(glob, p string) bool {
+	if ok, _ := path.Match(glob, p); ok {
+		return true
+	}
+	ok, _ := path.Match(glob, path.Base(p))
+	return ok
+}
+
+// readIgnoreFile parses an ignore file whose patterns apply below the
+// folder domain; a missing file has none.
+func readIgnoreFile(name string, domain []string) ([]gitignore.Pattern, error) {
+	b, err := os.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ignore file: %w", err)
+	}
+	var ps []gitignore.Pattern
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimRight(l, "\r")
+		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		ps = append(ps, gitignore.ParsePattern(l, slices.Clone(domain)))
+	}
+	return ps, nil
+}
+
+// fileType names a non-regular file's type in words.
+func fileType(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "folder"
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}
+
+func kindList() string {
+	s := make([]string, len(Kinds))
+	for i, k := range Kinds {
+		s[i] = string(k)
+	}
+	return strings.Join(s, ", ")
 }
 
 func checkCollisions(files []File) error {

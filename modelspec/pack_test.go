@@ -2,6 +2,7 @@ package modelspec
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -232,5 +233,76 @@ func TestLoadMetadata(t *testing.T) {
 	os.WriteFile(p, []byte("name: llama\nparamSzie: 8b\n"), 0o644)
 	if _, err := LoadMetadata(p); err == nil {
 		t.Fatal("a misspelt key was accepted")
+	}
+}
+
+// TestScanExcludes: version-control data, caches and OS litter stay out by
+// default; .modelattestignore files (at the root and below) and WithExclude
+// add gitignore patterns, and later patterns win.
+func TestScanExcludes(t *testing.T) {
+	tree := map[string]string{
+		"model.safetensors": "w", "config.json": "{}",
+		".git/HEAD": "ref", ".gitattributes": "*.bin lfs", ".DS_Store": "x",
+		"__pycache__/m.cpython-312.pyc": "x", "sub/__pycache__/n.pyc": "x",
+		".ipynb_checkpoints/a.ipynb": "x", ".cache/huggingface/download/x.lock": "x",
+		"model.sig": "{}", "eval/run1.log": "l", "eval/keep.log": "k", "eval/scores.json": "{}",
+		"sub/big.ckpt": "c", "sub/" + IgnoreFile: "*.ckpt\n",
+		IgnoreFile: "# logs of the runs\n*.log\n!eval/keep.log\n",
+	}
+	tests := []struct {
+		name string
+		opts []ScanOption
+		want string
+	}{
+		{"defaults and ignore files", nil, "config.json eval/keep.log eval/scores.json model.safetensors"},
+		{"--exclude wins over the ignore file", []ScanOption{WithExclude("eval/"), WithExclude("!sub/big.ckpt")},
+			"config.json model.safetensors sub/big.ckpt"},
+		{"without defaults", []ScanOption{WithoutDefaultExcludes()},
+			".DS_Store .cache/huggingface/download/x.lock .git/HEAD .gitattributes .ipynb_checkpoints/a.ipynb .modelattestignore " +
+				"__pycache__/m.cpython-312.pyc config.json eval/keep.log eval/scores.json model.safetensors model.sig " +
+				"sub/.modelattestignore sub/__pycache__/n.pyc"},
+	}
+	dir := writeTree(t, tree)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files, err := Scan(dir, tt.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, f := range files {
+				got = append(got, f.Path)
+			}
+			if strings.Join(got, " ") != tt.want {
+				t.Errorf("Scan =\n%s\nwant\n%s", strings.Join(got, " "), tt.want)
+			}
+		})
+	}
+}
+
+// TestScanDereference: a Hugging Face cache snapshot is links into blobs/.
+// Without WithDereference the error names the flag; with it the files are
+// packed under the links' names with the targets' bytes and modes.
+func TestScanDereference(t *testing.T) {
+	cache := writeTree(t, map[string]string{"blobs/aaa": `{"model_type":"llama"}`, "blobs/bbb": "weights"})
+	snap := filepath.Join(cache, "snapshots", "0123abc")
+	os.MkdirAll(snap, 0o755)
+	os.Symlink("../../blobs/aaa", filepath.Join(snap, "config.json"))
+	os.Symlink("../../blobs/bbb", filepath.Join(snap, "model.safetensors"))
+
+	_, err := Scan(snap)
+	if !errors.Is(err, ErrSymlink) || !strings.Contains(err.Error(), "--dereference") || !strings.Contains(err.Error(), `"config.json"`) {
+		t.Fatalf("err = %v, want ErrSymlink naming the file and --dereference", err)
+	}
+	files, err := Scan(snap, WithDereference())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || files[1].Path != "model.safetensors" || files[1].Size != int64(len("weights")) || files[1].Kind != KindWeight {
+		t.Fatalf("files = %+v", files)
+	}
+	os.Symlink("../../blobs", filepath.Join(snap, "dirlink"))
+	if _, err := Scan(snap, WithDereference()); err == nil || !strings.Contains(err.Error(), "links to a folder") {
+		t.Fatalf("a link to a folder: err = %v", err)
 	}
 }

@@ -39,6 +39,6 @@ func ExamplePush() {
 		fmt.Println(f.Status, f.Path, f.Size)
 	}
 	// Output:
-	// pushed sha256:aba913d015a2318a1b92465279fd0da24d380acb9df59c9ba8ff5eb907281c2f
+	// pushed sha256:caf12b5ee8cc9e8976cbf899cac1a0d6a0835edb148fd0a5c1751321e45124d7
 	// downloaded model.gguf 7
 }

@@ -31,6 +31,14 @@ type PushOptions struct {
 	Scan []modelspec.ScanOption
 	// Annotations are added to the manifest.
 	Annotations map[string]string
+	// NoDetectMetadata leaves the config to Metadata alone. By default the
+	// empty fields of Metadata are filled from the folder's own files
+	// (modelspec.DetectMetadata: Hugging Face config.json, safetensors and
+	// GGUF headers, MLmodel), and the manifest says where each came from.
+	NoDetectMetadata bool
+	// Detected, when set, is called with what was read from the folder,
+	// before any upload (warnings included).
+	Detected func(modelspec.Detected)
 	// Concurrency is the number of parallel uploads (0: DefaultConcurrency).
 	Concurrency int
 	// Progress reports each upload.
@@ -49,6 +57,22 @@ func Push(ctx context.Context, dst orasgo.Target, ref, dir string, opts PushOpti
 	files, err := modelspec.Scan(dir, opts.Scan...)
 	if err != nil {
 		return ocispec.Descriptor{}, err
+	}
+	meta, annotations := opts.Metadata, opts.Annotations
+	if !opts.NoDetectMetadata {
+		det := modelspec.DetectMetadata(files)
+		if opts.Detected != nil {
+			opts.Detected(det)
+		}
+		var found map[string]string
+		meta, found = det.Apply(meta)
+		annotations = make(map[string]string, len(found)+len(opts.Annotations))
+		for k, v := range found {
+			annotations[k] = v
+		}
+		for k, v := range opts.Annotations {
+			annotations[k] = v // the caller's annotations win
+		}
 	}
 	layers := make([]ocispec.Descriptor, len(files))
 	cache := newDigestCache(opts.DigestCacheDir)
@@ -69,7 +93,7 @@ func Push(ctx context.Context, dst orasgo.Target, ref, dir string, opts PushOpti
 	if err := g.Wait(); err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	art, err := modelspec.NewArtifact(opts.Metadata, opts.Created, layers, opts.Annotations)
+	art, err := modelspec.NewArtifact(meta, opts.Created, layers, annotations)
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +26,9 @@ type packFlags struct {
 	created     string
 	kinds       []string
 	excludes    []string
+	noDefaults  bool
+	deref       bool
+	noDetect    bool
 	annotations []string
 	concurrency int
 	digestCache string
@@ -45,7 +50,10 @@ func (f *packFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.meta.Revision, "revision", "", "source revision")
 	fs.StringVar(&f.created, "created", "", "creation time, RFC 3339 or Unix seconds (default: $SOURCE_DATE_EPOCH, else none)")
 	fs.StringArrayVar(&f.kinds, "kind", nil, "GLOB=KIND: layer kind for matching files (weight, weight.config, doc, code, dataset)")
-	fs.StringArrayVar(&f.excludes, "exclude", nil, "leave out files matching GLOB")
+	fs.StringArrayVar(&f.excludes, "exclude", nil, "leave out files matching PATTERN, a .gitignore line (repeatable; also read from .modelattestignore files)")
+	fs.BoolVar(&f.noDefaults, "no-default-excludes", false, "also pack .git/, caches and OS litter ("+strings.Join(modelspec.DefaultExcludes, " ")+")")
+	fs.BoolVar(&f.deref, "dereference", false, "pack the files symlinks point to (a Hugging Face cache snapshot)")
+	fs.BoolVar(&f.noDetect, "no-detect-metadata", false, "do not fill the config from config.json, safetensors/GGUF headers or MLmodel")
 	fs.StringArrayVarP(&f.annotations, "annotation", "a", nil, "KEY=VALUE manifest annotation")
 	fs.IntVar(&f.concurrency, "concurrency", oras.DefaultConcurrency, "parallel uploads")
 	fs.StringVar(&f.digestCache, "digest-cache", defaultDigestCache(), "folder remembering file digests so unchanged files already in the registry are skipped unread (\"\" disables)")
@@ -87,6 +95,18 @@ func (f *packFlags) options(cmd *cobra.Command) (oras.PushOptions, error) {
 	}
 	for _, g := range f.excludes {
 		o.Scan = append(o.Scan, modelspec.WithExclude(g))
+	}
+	if f.noDefaults {
+		o.Scan = append(o.Scan, modelspec.WithoutDefaultExcludes())
+	}
+	if f.deref {
+		o.Scan = append(o.Scan, modelspec.WithDereference())
+	}
+	o.NoDetectMetadata = f.noDetect
+	o.Detected = func(d modelspec.Detected) {
+		for _, w := range d.Warnings {
+			fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", w)
+		}
 	}
 	for _, a := range f.annotations {
 		k, v, ok := strings.Cut(a, "=")
@@ -446,7 +466,7 @@ func newInspectCmd() *cobra.Command {
 			}
 			for _, e := range entries {
 				res.Files = append(res.Files, inspectFile{Path: e.Path, Kind: string(e.Kind), Format: e.Format(),
-					Size: e.Layer.Size, Mode: e.Mode.String(), Digest: e.Layer.Digest.String(), MediaType: e.Layer.MediaType})
+					Size: e.Layer.Size, Mode: fmt.Sprintf("%04o", uint32(e.Mode.Perm())), Digest: e.Layer.Digest.String(), MediaType: e.Layer.MediaType})
 			}
 			if of.format == "json" {
 				return printJSON(cmd.OutOrStdout(), res)
@@ -459,9 +479,7 @@ func newInspectCmd() *cobra.Command {
 				if d.CreatedAt != nil {
 					fmt.Fprintf(w, "Created:       %s\n", d.CreatedAt.Format(time.RFC3339))
 				}
-				if cc := c.Config; cc != (modelspec.ModelConfig{}) {
-					fmt.Fprintf(w, "Model:         %s %s %s %s %s\n", cc.Architecture, cc.Format, cc.ParamSize, cc.Precision, cc.Quantization)
-				}
+				printModelFields(w, c, m.Annotations)
 			}
 			fmt.Fprintln(w)
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -476,4 +494,31 @@ func newInspectCmd() *cobra.Command {
 	rf.add(cmd.Flags())
 	cmd.Flags().BoolVar(&layout, "oci-layout", false, "REF is an OCI image layout DIR[:TAG|@DIGEST]")
 	return cmd
+}
+
+// printModelFields prints the config's model fields, each with the file it
+// was read from when pack filled it from the folder.
+func printModelFields(w io.Writer, c *modelspec.Config, ann map[string]string) {
+	var src map[string]string
+	_ = json.Unmarshal([]byte(ann[modelspec.AnnotationMetadataSources]), &src)
+	line := func(label, field, v string) {
+		if v == "" {
+			return
+		}
+		if s := src[field]; s != "" {
+			v += "   (from " + s + ")"
+		}
+		fmt.Fprintf(w, "%-15s%s\n", label+":", v)
+	}
+	line("Family", "family", c.Descriptor.Family)
+	arch := c.Config.Architecture
+	if a := ann[modelspec.AnnotationArchitectures]; a != "" && arch != "" {
+		arch += " [" + a + "]"
+	}
+	line("Architecture", "architecture", arch)
+	line("Format", "format", c.Config.Format)
+	line("Parameters", "paramSize", c.Config.ParamSize)
+	line("Precision", "precision", c.Config.Precision)
+	line("Quantization", "quantization", c.Config.Quantization)
+	line("MLflow", "mlflowFlavors", ann[modelspec.AnnotationMLflowFlavors])
 }
