@@ -30,6 +30,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/semaphore"
 )
 
 // Config is how a registry is run. RootDir is required.
@@ -47,6 +48,13 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxManifestBytes bounds a pushed manifest (0: 4 MiB).
 	MaxManifestBytes int64
+	// MaxBufferedBytes bounds the manifest bodies held in memory at once,
+	// across all clients (0: 16 MiB). A push past it is answered 429 with
+	// Retry-After, as a busy registry does.
+	MaxBufferedBytes int64
+	// CatalogMaxEntries bounds one page of GET /v2/_catalog (0: 1000, as
+	// the distribution registry's configuration file defaults it).
+	CatalogMaxEntries int
 }
 
 // Server is a running registry.
@@ -66,6 +74,8 @@ type Server struct {
 	closeErr  error
 	closed    chan struct{} // closed when Close starts: stops the ctx watcher of Start
 	shut      chan struct{} // closed when Close is done: Wait returns after it
+	// bodies counts the bytes of manifest bodies being buffered.
+	bodies *semaphore.Weighted
 }
 
 // New builds a registry on cfg.RootDir without listening; Handler serves it.
@@ -82,6 +92,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.MaxManifestBytes <= 0 {
 		cfg.MaxManifestBytes = 4 << 20
+	}
+	if cfg.MaxBufferedBytes <= 0 {
+		cfg.MaxBufferedBytes = 16 << 20
+	}
+	if cfg.MaxBufferedBytes < cfg.MaxManifestBytes {
+		cfg.MaxBufferedBytes = cfg.MaxManifestBytes
+	}
+	if cfg.CatalogMaxEntries <= 0 {
+		cfg.CatalogMaxEntries = 1000
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -101,6 +120,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		},
 	}
 	dc.HTTP.Secret = hex.EncodeToString(secret)
+	// Built in code, the configuration misses the YAML loader's default:
+	// with 0 the catalog lists nothing and refuses every page size.
+	dc.Catalog.MaxEntries = cfg.CatalogMaxEntries
 	dc.Log.Level = "warn"
 	dc.Log.AccessLog.Disabled = true
 	var access auth.AccessController
@@ -124,7 +146,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, app: app, ns: ns, access: access, log: log,
+	s := &Server{cfg: cfg, app: app, ns: ns, access: access, log: log, bodies: semaphore.NewWeighted(cfg.MaxBufferedBytes),
 		index: newReferrerIndex(filepath.Join(root, "modelattest", "referrers"))}
 	if s.index.complete() {
 		if err := s.index.load(); err != nil {
@@ -281,14 +303,39 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // manifest with a subject, records the referrer before the client hears
 // back, and answers with the OCI-Subject header.
 func (s *Server) putManifest(w *statusWriter, r *http.Request, repo, ref string) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxManifestBytes+1))
+	// Credentials first: an anonymous client must not make the registry
+	// read, let alone hold, a body (distribution checks them again).
+	if !s.authorized(w, r, repo, "pull", "push") {
+		return
+	}
+	limit := s.cfg.MaxManifestBytes
+	if r.ContentLength > limit {
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeManifestInvalid.WithMessage("manifest too big").WithDetail(
+			fmt.Sprintf("a manifest may be at most %d bytes", limit)))
+		return
+	}
+	// Reserve what the body may take of the bytes held across all clients.
+	reserve := limit + 1
+	if r.ContentLength >= 0 {
+		reserve = r.ContentLength + 1
+	}
+	if !s.bodies.TryAcquire(reserve) {
+		w.Header().Set("Retry-After", "1")
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeTooManyRequests.WithDetail(
+			fmt.Sprintf("more than %d bytes of manifests are being received; retry", s.cfg.MaxBufferedBytes)))
+		return
+	}
+	defer s.bodies.Release(reserve)
+	// A client that stalls mid-body must not hold its share for ever.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(manifestReadTimeout))
+	body, err := io.ReadAll(io.LimitReader(r.Body, reserve))
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	if int64(len(body)) > s.cfg.MaxManifestBytes {
+	if int64(len(body)) > limit {
 		_ = errcode.ServeJSON(w, errcode.ErrorCodeManifestInvalid.WithMessage("manifest too big").WithDetail(
-			fmt.Sprintf("a manifest may be at most %d bytes", s.cfg.MaxManifestBytes)))
+			fmt.Sprintf("a manifest may be at most %d bytes", limit)))
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -323,18 +370,8 @@ func (s *Server) serveReferrers(w http.ResponseWriter, r *http.Request, repo, re
 		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnknown.WithMessage("invalid repository name"))
 		return
 	}
-	if s.access != nil {
-		access := auth.Access{Resource: auth.Resource{Type: "repository", Name: repo}, Action: "pull"}
-		if _, err := s.access.Authorized(r, access); err != nil {
-			var ch auth.Challenge
-			if errors.As(err, &ch) {
-				ch.SetHeaders(r, w)
-				_ = errcode.ServeJSON(w, errcode.ErrorCodeUnauthorized)
-				return
-			}
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
+	if !s.authorized(w, r, repo, "pull") {
+		return
 	}
 	d, err := digest.Parse(ref)
 	if err != nil {
@@ -359,6 +396,32 @@ func (s *Server) serveReferrers(w http.ResponseWriter, r *http.Request, repo, re
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(b)
 	}
+}
+
+// manifestReadTimeout bounds how long a manifest body may take to arrive.
+const manifestReadTimeout = 30 * time.Second
+
+// authorized checks the request's credentials for actions on repo and,
+// when they fall short, answers with the challenge and reports false.
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request, repo string, actions ...string) bool {
+	if s.access == nil {
+		return true
+	}
+	var access []auth.Access
+	for _, a := range actions {
+		access = append(access, auth.Access{Resource: auth.Resource{Type: "repository", Name: repo}, Action: a})
+	}
+	if _, err := s.access.Authorized(r, access...); err != nil {
+		var ch auth.Challenge
+		if errors.As(err, &ch) {
+			ch.SetHeaders(r, w)
+			_ = errcode.ServeJSON(w, errcode.ErrorCodeUnauthorized)
+			return false
+		}
+		w.WriteHeader(http.StatusBadRequest)
+		return false
+	}
+	return true
 }
 
 // Start listens on cfg.Addr and serves until Close is called or ctx ends;
