@@ -152,7 +152,7 @@ func VerifyModel(ctx context.Context, src orasgo.ReadOnlyGraphTarget, repository
 
 	anchors := rule.anchors()
 	if err := discover(ctx, src, model, p, anchors, lim, rep); err != nil {
-		if errors.Is(err, errHostile) {
+		if errors.Is(err, ErrGraphRefused) {
 			rep.Requirements = append(rep.Requirements, Requirement{What: "referrer graph", Reason: err.Error()})
 			return rep, finish(rep)
 		}
@@ -215,68 +215,32 @@ func (r *Rule) anchors() []string {
 	return out
 }
 
-// errHostile marks a referrer graph that breaks the limits: verification
-// fails, it does not merely stop.
-var errHostile = errors.New("referrer graph refused")
-
-// discover walks the referrers of the model breadth-first, with a visited
-// set, depth, fan-out and node bounds, and verifies every bundle it finds
-// against the rule's anchors.
+// discover walks the referrers of the model (Walk: visited set, depth,
+// fan-out and node bounds) and verifies every bundle it finds against the
+// rule's anchors. A referrer that cannot be read as a signature is a
+// rejected finding whose own referrers are not followed.
 func discover(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model ocispec.Descriptor, p *Policy, anchors []string, lim Limits, rep *Report) error {
-	visited := map[digest.Digest]bool{model.Digest: true}
-	level := []ocispec.Descriptor{model}
-	nodes := 0
-	for depth := 1; depth <= lim.MaxDepth && len(level) > 0; depth++ {
-		var next []ocispec.Descriptor
-		for _, parent := range level {
-			refs, err := oras.Referrers(ctx, src, parent, "")
-			if err != nil {
-				if depth == 1 {
-					return err
-				}
-				continue // a child's listing failing does not hide the model's own referrers
-			}
-			if len(refs) > lim.MaxReferrers {
-				return fmt.Errorf("%w: %s has %d referrers listed, over the limit of %d", errHostile, parent.Digest, len(refs), lim.MaxReferrers)
-			}
-			listed := map[digest.Digest]bool{}
-			for _, d := range refs {
-				if listed[d.Digest] {
-					continue // the same referrer listed twice under one parent
-				}
-				listed[d.Digest] = true
-				if visited[d.Digest] {
-					// A manifest names one subject by a digest that covers
-					// it: a true graph has no cycle and no manifest under two
-					// parents. The index is lying.
-					return fmt.Errorf("%w: %s is listed as a referrer of %s but was already reached (a cycle)", errHostile, d.Digest, parent.Digest)
-				}
-				visited[d.Digest] = true
-				if nodes++; nodes > lim.MaxNodes {
-					return fmt.Errorf("%w: more than %d referrers in the graph", errHostile, lim.MaxNodes)
-				}
-				f := Finding{Digest: d.Digest, Subject: parent.Digest, Depth: depth}
-				r, err := FetchReferrer(ctx, src, d, parent.Digest)
-				if err != nil {
-					f.Verdict, f.Reason = "rejected", err.Error()
-					rep.Referrers = append(rep.Referrers, f)
-					continue
-				}
-				f.ArtifactType = r.Manifest.ArtifactType
-				f.PredicateType = r.PredicateType
-				if r.Notation != nil {
-					verifyNotationFinding(ctx, &f, r.Notation, parent, p, anchors)
-				} else {
-					f.Format = FormatSigstoreBundle
-					verifyFinding(&f, r, parent.Digest, p, anchors)
-				}
-				rep.Referrers = append(rep.Referrers, f)
-				next = append(next, r.Descriptor)
-			}
+	_, err := Walk(ctx, src, model, WalkOptions{Limits: lim}, func(ctx context.Context, n *Node) (bool, error) {
+		parent := n.Parent.Descriptor
+		f := Finding{Digest: n.Digest, Subject: parent.Digest, Depth: n.Depth}
+		r, err := FetchReferrer(ctx, src, n.Descriptor, parent.Digest)
+		if err != nil {
+			f.Verdict, f.Reason = "rejected", err.Error()
+			rep.Referrers = append(rep.Referrers, f)
+			return false, nil
 		}
-		level = next
-	}
-	return nil
+		f.ArtifactType = r.Manifest.ArtifactType
+		f.PredicateType = r.PredicateType
+		if r.Notation != nil {
+			verifyNotationFinding(ctx, &f, r.Notation, parent, p, anchors)
+		} else {
+			f.Format = FormatSigstoreBundle
+			verifyFinding(&f, r, parent.Digest, p, anchors)
+		}
+		rep.Referrers = append(rep.Referrers, f)
+		return true, nil
+	})
+	return err
 }
 
 func verifyFinding(f *Finding, r *Referrer, subject digest.Digest, p *Policy, anchors []string) {

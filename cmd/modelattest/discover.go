@@ -4,17 +4,11 @@ import (
 	"fmt"
 	"io"
 
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/modelattest/modelattest/oras"
+	"github.com/modelattest/modelattest/referrers"
 )
-
-// referrerNode is one manifest in a discovered tree.
-type referrerNode struct {
-	ocispec.Descriptor
-	Referrers []referrerNode `json:"referrers,omitempty"`
-}
 
 func newDiscoverCmd() *cobra.Command {
 	var of outputFlags
@@ -32,44 +26,25 @@ locates candidates: nothing in it is trusted until verify checks it.`,
 			if err := of.check("tree", "json"); err != nil {
 				return err
 			}
+			if depth < 1 {
+				return usageError{fmt.Errorf("--depth %d: want 1 or more", depth)}
+			}
 			t, desc, err := resolveTarget(cmd, args[0], layout, &rf)
 			if err != nil {
 				return err
 			}
-			seen := map[string]bool{desc.Digest.String(): true}
-			var walk func(d ocispec.Descriptor, level int) ([]referrerNode, error)
-			walk = func(d ocispec.Descriptor, level int) ([]referrerNode, error) {
-				if level >= depth {
-					return nil, nil
-				}
-				refs, err := oras.Referrers(cmd.Context(), t, d, artifactType)
-				if err != nil {
-					return nil, err
-				}
-				var nodes []referrerNode
-				for _, r := range refs {
-					if seen[r.Digest.String()] {
-						continue // a registry can list a cycle; show each manifest once
-					}
-					seen[r.Digest.String()] = true
-					kids, err := walk(r, level+1)
-					if err != nil {
-						return nil, err
-					}
-					nodes = append(nodes, referrerNode{Descriptor: r, Referrers: kids})
-				}
-				return nodes, nil
-			}
-			kids, err := walk(desc, 0)
+			root, err := referrers.Walk(cmd.Context(), t, desc, referrers.WalkOptions{
+				Limits:       referrers.Limits{MaxDepth: depth},
+				ArtifactType: artifactType,
+			}, nil)
 			if err != nil {
 				return err
 			}
-			root := referrerNode{Descriptor: desc, Referrers: kids}
 			if of.format == "json" {
 				return printJSON(cmd.OutOrStdout(), root)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s@%s\n", t.Name, desc.Digest)
-			printTree(cmd.OutOrStdout(), kids, "")
+			printTree(cmd.OutOrStdout(), root.Referrers, "")
 			return nil
 		},
 	}
@@ -81,7 +56,7 @@ locates candidates: nothing in it is trusted until verify checks it.`,
 	return cmd
 }
 
-func printTree(w io.Writer, nodes []referrerNode, indent string) {
+func printTree(w io.Writer, nodes []*referrers.Node, indent string) {
 	for i, n := range nodes {
 		branch, next := "├── ", "│   "
 		if i == len(nodes)-1 {
