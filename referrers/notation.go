@@ -22,6 +22,7 @@ import (
 	"github.com/notaryproject/notation-go/verifier/trustpolicy"
 	"github.com/notaryproject/notation-go/verifier/truststore"
 	"github.com/notaryproject/tspclient-go"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
 )
@@ -252,6 +253,31 @@ func (e *NotationEnvelope) Claim() (signer, scheme string, err error) {
 		return "", "", errors.New("no certificate in the envelope")
 	}
 	return c.SignerInfo.CertificateChain[0].Subject.String(), string(c.SignerInfo.SignedAttributes.SigningScheme), nil
+}
+
+// NotationClaim is what a Notary Project signature says of itself,
+// unverified: for listings such as discover.
+type NotationClaim struct {
+	Format        string `json:"format"`
+	Signer        string `json:"signer"`
+	SigningScheme string `json:"signingScheme"`
+}
+
+// ReadNotationClaim reads the Notary Project signature referrer desc of
+// subject and says who it claims signed it, without verifying it.
+func ReadNotationClaim(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, subject digest.Digest) (*NotationClaim, error) {
+	r, err := FetchReferrer(ctx, src, desc, subject)
+	if err != nil {
+		return nil, err
+	}
+	if r.Notation == nil {
+		return nil, fmt.Errorf("referrer %s is not a Notary Project signature", desc.Digest)
+	}
+	who, scheme, err := r.Notation.Claim()
+	if err != nil {
+		return nil, fmt.Errorf("referrer %s: %w", desc.Digest, err)
+	}
+	return &NotationClaim{Format: r.Notation.Format(), Signer: who, SigningScheme: scheme}, nil
 }
 
 // NotationSignature is what a verified Notary Project signature says.

@@ -5,16 +5,17 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	notarysigner "github.com/notaryproject/notation-go/signer"
 	"github.com/notaryproject/tspclient-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	sigstoresig "github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/kms"
 	"github.com/sigstore/sigstore/pkg/signature/options"
@@ -61,39 +63,38 @@ func LoadNotationSigner(ctx context.Context, ref string, chainPEM []byte, passwo
 	if err != nil {
 		return nil, fmt.Errorf("%w: certificate chain: %v", ErrKey, err)
 	}
-	if !strings.Contains(ref, "://") {
-		sv, err := loadKeyFile(ref, password)
-		if err != nil {
-			return nil, err
-		}
-		cs, ok := sv.(interface {
-			CryptoSigner(context.Context, func(error)) (crypto.Signer, crypto.SignerOpts, error)
-		})
-		if !ok {
-			return nil, fmt.Errorf("%w %s: not an RSA or ECDSA key", ErrKey, ref)
-		}
-		priv, _, err := cs.CryptoSigner(ctx, func(error) {})
-		if err != nil {
-			return nil, fmt.Errorf("%w %s: %v", ErrKey, ref, err)
-		}
-		switch priv.(type) {
-		case *ecdsa.PrivateKey, *rsa.PrivateKey:
-		default:
-			return nil, fmt.Errorf("%w %s: Notary Project signatures use RSA or ECDSA keys, not %T", ErrKey, ref, priv)
-		}
-		return NewNotationSigner(priv, chain)
-	}
 	ks, err := signature.ExtractKeySpec(chain[0])
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %v", ErrKey, ref, err)
 	}
-	if ks.Type != signature.KeyTypeEC {
-		return nil, fmt.Errorf("%w %s: only ECDSA keys sign Notary Project signatures through a KMS", ErrKey, ref)
+	var sv sigstoresig.SignerVerifier
+	if !strings.Contains(ref, "://") {
+		raw, err := os.ReadFile(ref)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrKey, err)
+		}
+		if b, _ := pem.Decode(raw); b != nil && (b.Type == "PRIVATE KEY" || b.Type == "EC PRIVATE KEY" || b.Type == "RSA PRIVATE KEY") {
+			priv, err := cryptoutils.UnmarshalPEMToPrivateKey(raw, cryptoutils.SkipPassword)
+			if err != nil {
+				return nil, fmt.Errorf("%w %s: %v", ErrKey, ref, err)
+			}
+			return NewNotationSigner(priv, chain)
+		}
+		// A cosign key: signed through its signer, as a KMS key is.
+		if sv, err = loadKeyFile(ref, password); err != nil {
+			return nil, err
+		}
+		if ks.Type != signature.KeyTypeEC || ks.SignatureAlgorithm().Hash() != crypto.SHA256 {
+			return nil, fmt.Errorf("%w %s: a cosign key signs Notary Project signatures only as ECDSA P-256", ErrKey, ref)
+		}
 	}
-	hash := ks.SignatureAlgorithm().Hash()
-	sv, err := kms.Get(ctx, ref, hash)
-	if err != nil {
-		return nil, fmt.Errorf("%w %s: %v", ErrKey, ref, err)
+	if sv == nil {
+		if ks.Type != signature.KeyTypeEC {
+			return nil, fmt.Errorf("%w %s: only ECDSA keys sign Notary Project signatures through a KMS", ErrKey, ref)
+		}
+		if sv, err = kms.Get(ctx, ref, ks.SignatureAlgorithm().Hash()); err != nil {
+			return nil, fmt.Errorf("%w %s: %v", ErrKey, ref, err)
+		}
 	}
 	pub, err := sv.PublicKey()
 	if err != nil {

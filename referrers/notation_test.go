@@ -16,6 +16,7 @@ import (
 	"github.com/notaryproject/notation-go/registry"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/modelattest/modelattest/internal/regtest"
 	"github.com/modelattest/modelattest/oras"
@@ -96,6 +97,54 @@ func TestNotationSignVerify(t *testing.T) {
 				t.Fatalf("signature manifest %+v", m)
 			}
 		})
+	}
+}
+
+// TestNotationSignWithCosignKey: a key signed through its sigstore signer
+// (a cosign key file here; a KMS key takes the same path) makes envelopes
+// notation verifies: the DER signature is turned into COSE's and JWS's r||s.
+func TestNotationSignWithCosignKey(t *testing.T) {
+	dir := t.TempDir()
+	keyPath, pubPath, err := referrers.GenerateKeyPair(filepath.Join(dir, "cosign"), []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM, _ := os.ReadFile(pubPath)
+	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pubPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := regtest.NewNotaryCA(t, "Acme Root")
+	leaf := ca.LeafFor(t, pub, releaseName, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), "")
+	chain := regtest.WritePEM(t, filepath.Join(dir, "chain.pem"), leaf.Chain...)
+	chainPEM, _ := os.ReadFile(chain)
+	s, err := referrers.LoadNotationSigner(context.Background(), keyPath, chainPEM, func() ([]byte, error) { return []byte("pw"), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := notaryVerifier(t, referrers.NotationTrust{CA: []*x509.Certificate{ca.Cert}, TrustedIdentities: []string{releaseIdentity}})
+	for _, mt := range []string{referrers.NotationEnvelopeCOSE, referrers.NotationEnvelopeJWS} {
+		tgt, err := oras.OpenLayout(filepath.Join(t.TempDir(), "layout"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subject := model(t, tgt)
+		res, err := referrers.SignNotation(context.Background(), tgt, subject, s, referrers.NotationSignOptions{EnvelopeType: mt})
+		if err != nil {
+			t.Fatalf("%s: %v", mt, err)
+		}
+		r, err := referrers.FetchReferrer(context.Background(), tgt, res.Referrer, subject.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.VerifyNotation(context.Background(), subject, r.Notation); err != nil {
+			t.Fatalf("%s: %v", mt, err)
+		}
+	}
+	other := ca.Leaf(t, releaseName, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), "")
+	otherPEM, _ := os.ReadFile(regtest.WritePEM(t, filepath.Join(dir, "other.pem"), other.Chain...))
+	if _, err := referrers.LoadNotationSigner(context.Background(), keyPath, otherPEM, func() ([]byte, error) { return []byte("pw"), nil }); err == nil || !strings.Contains(err.Error(), "is not for this key") {
+		t.Fatalf("a chain for another key: got %v", err)
 	}
 }
 

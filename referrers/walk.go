@@ -29,6 +29,9 @@ type Node struct {
 	Depth int `json:"-"`
 	// Referrers are the nodes listed under this one that the walk followed.
 	Referrers []*Node `json:"referrers,omitempty"`
+	// Notation, when a caller fills it (discover), is who a Notary Project
+	// signature claims signed it: not verified.
+	Notation *NotationClaim `json:"notation,omitempty"`
 }
 
 // WalkOptions are the optional settings of Walk. The zero value follows

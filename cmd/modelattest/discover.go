@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -36,7 +37,12 @@ locates candidates: nothing in it is trusted until verify checks it.`,
 			root, err := referrers.Walk(cmd.Context(), t, desc, referrers.WalkOptions{
 				Limits:       referrers.Limits{MaxDepth: depth},
 				ArtifactType: artifactType,
-			}, nil)
+			}, func(ctx context.Context, n *referrers.Node) (bool, error) {
+				if n.ArtifactType == referrers.NotationArtifactType {
+					n.Notation, _ = referrers.ReadNotationClaim(ctx, t, n.Descriptor, n.Parent.Digest)
+				}
+				return true, nil
+			})
 			if err != nil {
 				return err
 			}
@@ -70,6 +76,9 @@ func printTree(w io.Writer, nodes []*referrers.Node, indent string) {
 		fmt.Fprintf(w, "%s%s└── %s\n", indent, next, n.Digest)
 		if pt := n.Annotations["dev.sigstore.bundle.predicateType"]; pt != "" {
 			fmt.Fprintf(w, "%s%s    predicateType: %s\n", indent, next, pt)
+		}
+		if c := n.Notation; c != nil {
+			fmt.Fprintf(w, "%s%s    %s signed by %s (%s; not verified: run verify)\n", indent, next, c.Format, c.Signer, c.SigningScheme)
 		}
 		printTree(w, n.Referrers, indent+next+"    ")
 	}

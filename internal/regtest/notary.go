@@ -60,18 +60,27 @@ func NewNotaryCA(t testing.TB, cn string) *NotaryCA {
 func (ca *NotaryCA) Leaf(t testing.TB, subject pkix.Name, notBefore, notAfter time.Time, crlURL string) *NotaryLeaf {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	l := ca.LeafFor(t, key.Public(), subject, notBefore, notAfter, crlURL)
+	l.Key = key
+	return l
+}
+
+// LeafFor is Leaf for a public key whose private half lives elsewhere (a
+// cosign key file, a KMS); the returned Key is nil.
+func (ca *NotaryCA) LeafFor(t testing.TB, pub crypto.PublicKey, subject pkix.Name, notBefore, notAfter time.Time, crlURL string) *NotaryLeaf {
+	t.Helper()
 	ca.serial++
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(ca.serial), Subject: subject, NotBefore: notBefore, NotAfter: notAfter,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}, BasicConstraintsValid: true}
 	if crlURL != "" {
 		tmpl.CRLDistributionPoints = []string{crlURL}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c, _ := x509.ParseCertificate(der)
-	return &NotaryLeaf{Key: key, Chain: []*x509.Certificate{c, ca.Cert}}
+	return &NotaryLeaf{Chain: []*x509.Certificate{c, ca.Cert}}
 }
 
 // Revoke puts a leaf's serial on the next CRL.
