@@ -416,22 +416,10 @@ func newCopyCmd() *cobra.Command {
 	return cmd
 }
 
+// inspectResult is the library's inspection under the reference given.
 type inspectResult struct {
-	Reference string             `json:"reference"`
-	Manifest  ocispec.Descriptor `json:"descriptor"`
-	Content   ocispec.Manifest   `json:"manifest"`
-	Config    *modelspec.Config  `json:"config,omitempty"`
-	Files     []inspectFile      `json:"files"`
-}
-
-type inspectFile struct {
-	Path      string `json:"path"`
-	Kind      string `json:"kind"`
-	Format    string `json:"format"`
-	Size      int64  `json:"size"`
-	Mode      string `json:"mode"`
-	Digest    string `json:"digest"`
-	MediaType string `json:"mediaType"`
+	Reference string `json:"reference"`
+	*oras.Inspection
 }
 
 func newInspectCmd() *cobra.Command {
@@ -450,24 +438,11 @@ func newInspectCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m, _, err := oras.FetchManifest(cmd.Context(), t, desc)
+			in, err := oras.Inspect(cmd.Context(), t, desc)
 			if err != nil {
 				return err
 			}
-			res := inspectResult{Reference: t.String(), Manifest: desc, Content: *m}
-			if m.Config.MediaType == modelspec.MediaTypeConfig {
-				if res.Config, err = oras.FetchConfig(cmd.Context(), t, m.Config); err != nil {
-					return err
-				}
-			}
-			entries, err := modelspec.Plan(*m)
-			if err != nil {
-				return err
-			}
-			for _, e := range entries {
-				res.Files = append(res.Files, inspectFile{Path: e.Path, Kind: string(e.Kind), Format: e.Format(),
-					Size: e.Layer.Size, Mode: fmt.Sprintf("%04o", uint32(e.Mode.Perm())), Digest: e.Layer.Digest.String(), MediaType: e.Layer.MediaType})
-			}
+			res, m := inspectResult{Reference: t.String(), Inspection: in}, &in.Manifest
 			if of.format == "json" {
 				return printJSON(cmd.OutOrStdout(), res)
 			}
