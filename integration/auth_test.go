@@ -118,9 +118,25 @@ func TestAuthMatrix(t *testing.T) {
 			run(0, with("pull", "--no-progress", "--policy", policy, "-o", pulled, ref)...)
 			regtest.SameTree(t, model, pulled)
 			layout := filepath.Join(t.TempDir(), "layout")
-			run(0, with("copy", "-r", "--no-progress", ref, "--to-oci-layout", layout+":v1")...)
+			// copy takes its registry flags per side (--from-*, --to-*).
+			side := func(prefix string, args ...string) []string {
+				out := []string{"--" + prefix + "-plain-http"}
+				for _, a := range c.creds {
+					switch a {
+					case "-u":
+						a = "--" + prefix + "-username"
+					case "-p":
+						a = "--" + prefix + "-password"
+					case "--password-stdin":
+						a = "--" + prefix + "-password-stdin"
+					}
+					out = append(out, a)
+				}
+				return append(out, args...)
+			}
+			run(0, append([]string{"copy"}, side("from", "-r", "--no-progress", ref, "--to-oci-layout", layout+":v1")...)...)
 			back := c.host + "/mirror/tiny:v1"
-			run(0, with("copy", "-r", "--no-progress", "--from-oci-layout", layout+":v1", back)...)
+			run(0, append([]string{"copy"}, side("to", "-r", "--no-progress", "--from-oci-layout", layout+":v1", back)...)...)
 			run(0, with("verify", "--policy", policy, back)...)
 			run(0, with("discover", "--format", "json", back)...)
 

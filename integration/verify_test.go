@@ -64,7 +64,7 @@ func TestVerifiedPullOnEveryTarget(t *testing.T) {
 
 			// Air gap: carry the model and its referrers in a layout.
 			layout := filepath.Join(t.TempDir(), "airgap")
-			ma(t, "copy", "-r", "--plain-http", "--no-progress", ref, "--to-oci-layout", layout+":v1")
+			ma(t, "copy", "-r", "--from-plain-http", "--no-progress", ref, "--to-oci-layout", layout+":v1")
 			offline := filepath.Join(t.TempDir(), "offline")
 			ma(t, "pull", "--oci-layout", "--no-progress", "--policy", policy, "-o", offline, layout+":v1")
 			regtest.SameTree(t, model, offline)

@@ -360,7 +360,7 @@ Signatures and attestations are checked against a policy before the pull
 
 func newCopyCmd() *cobra.Command {
 	var of outputFlags
-	var rf remoteFlags
+	var cf copyFlags
 	var fromLayout, toLayout, recursive bool
 	var concurrency int
 	cmd := &cobra.Command{
@@ -374,15 +374,18 @@ func newCopyCmd() *cobra.Command {
 			if err := of.check("text", "json"); err != nil {
 				return err
 			}
-			ro, err := rf.options(cmd.InOrStdin())
+			if err := cf.check(cmd.Flags()); err != nil {
+				return err
+			}
+			fromOpts, toOpts, err := cf.options(cmd.InOrStdin())
 			if err != nil {
 				return err
 			}
-			src, err := oras.Open(cmd.Context(), args[0], fromLayout, ro)
+			src, err := oras.Open(cmd.Context(), args[0], fromLayout, fromOpts)
 			if err != nil {
 				return err
 			}
-			dst, err := oras.Open(cmd.Context(), args[1], toLayout, ro)
+			dst, err := oras.Open(cmd.Context(), args[1], toLayout, toOpts)
 			if err != nil {
 				return err
 			}
@@ -408,7 +411,7 @@ func newCopyCmd() *cobra.Command {
 		},
 	}
 	of.add(cmd.Flags(), "text", "json")
-	rf.add(cmd.Flags())
+	cf.add(cmd.Flags())
 	cmd.Flags().BoolVar(&fromLayout, "from-oci-layout", false, "SRC is an OCI image layout")
 	cmd.Flags().BoolVar(&toLayout, "to-oci-layout", false, "DST is an OCI image layout")
 	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy referrers (signatures, attestations) too")
