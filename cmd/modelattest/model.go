@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/modelattest/modelattest/events"
 	"github.com/modelattest/modelattest/modelspec"
 	"github.com/modelattest/modelattest/oras"
 	"github.com/modelattest/modelattest/referrers"
@@ -246,6 +247,7 @@ func newPushCmd() *cobra.Command {
 
 func newPullCmd() *cobra.Command {
 	var of outputFlags
+	var ev eventFlags
 	var rf remoteFlags
 	var layout, insecureSkipVerify, modelSig bool
 	var od outDirFlags
@@ -281,13 +283,19 @@ Signatures and attestations are checked against a policy before the pull
 			if policy != "" && insecureSkipVerify {
 				return usageError{fmt.Errorf("--policy and --insecure-skip-verify are exclusive")}
 			}
+			if err := ev.open(cmd, of.format); err != nil {
+				return err
+			}
+			defer ev.close(cmd)
 			t, desc, err := resolveTarget(cmd, args[0], layout, &rf)
 			if err != nil {
+				ev.record(events.FacePull, args[0], args[0], "", nil, err)
 				return err
 			}
 			var pol *referrers.Policy
 			if policy != "" {
 				if pol, err = referrers.LoadPolicy(cmd.Context(), policy); err != nil {
+					ev.record(events.FacePull, args[0], t.Name, desc.Digest, nil, err)
 					return err
 				}
 			}
@@ -308,12 +316,15 @@ Signatures and attestations are checked against a policy before the pull
 			p, wait := of.progress(cmd)
 			po.Progress = p
 			var res *oras.PullResult
+			decided := false // the decision event is sent once the graph is judged
 			if pol != nil {
 				// The library verifies the digest resolved above, then pulls
 				// that digest only; the report is printed before the download.
 				_, res, err = referrers.PullVerified(cmd.Context(), t, desc, out, pol, referrers.PullVerifiedOptions{
 					Pull: po,
 					OnVerified: func(rep *referrers.Report) error {
+						decided = true
+						ev.record(events.FacePull, args[0], rep.Repository, desc.Digest, rep, nil)
 						printReport(cmd.ErrOrStderr(), t, rep)
 						if !rep.Passed && rep.Mode != referrers.ModeEnforce {
 							fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: %s fails the policy; pulling anyway (rule mode %s)\n", desc.Digest, rep.Mode)
@@ -322,6 +333,9 @@ Signatures and attestations are checked against a policy before the pull
 					},
 				})
 				wait()
+				if !decided {
+					ev.record(events.FacePull, args[0], t.Name, desc.Digest, nil, err)
+				}
 				if err != nil {
 					return pullHint(err)
 				}
@@ -352,6 +366,7 @@ Signatures and attestations are checked against a policy before the pull
 	cmd.Flags().StringArrayVar(&include, "include", nil, "pull only files matching GLOB, or kind:KIND (repeatable)")
 	cmd.Flags().IntVar(&concurrency, "concurrency", oras.DefaultConcurrency, "parallel downloads")
 	cmd.Flags().StringVar(&policy, "policy", "", "verify the referrer graph against this policy first")
+	ev.add(cmd.Flags())
 	cmd.Flags().BoolVar(&insecureSkipVerify, "insecure-skip-verify", false, "pull without verifying signatures or attestations")
 	od.add(cmd.Flags())
 	cmd.Flags().BoolVar(&modelSig, "model-signature", false, "write the model's OpenSSF model-signing bundle as model.sig beside its files (for `model_signing verify`)")

@@ -9,6 +9,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/modelattest/modelattest/events"
 	"github.com/modelattest/modelattest/oras"
 	"github.com/modelattest/modelattest/referrers"
 )
@@ -97,6 +98,7 @@ func newVerifyCmd() *cobra.Command {
 	var policy string
 	var vsa bool
 	var sf signerFlags
+	var ev eventFlags
 	cmd := &cobra.Command{
 		Use:   "verify REF --policy FILE",
 		Short: "Verify a model's whole referrer graph (signatures, provenance, model signing) against a policy",
@@ -119,8 +121,13 @@ not, 1 verification could not run.`,
 			if policy == "" {
 				return usageError{fmt.Errorf("verify needs --policy FILE")}
 			}
+			if err := ev.open(cmd, of.format); err != nil {
+				return err
+			}
+			defer ev.close(cmd)
 			t, desc, err := resolveTarget(cmd, args[0], layout, &rf)
 			if err != nil {
+				ev.record(events.FaceVerify, args[0], args[0], "", nil, err)
 				return err
 			}
 			var s *referrers.Signer
@@ -130,6 +137,7 @@ not, 1 verification could not run.`,
 				}
 			}
 			rep, err := verifyModel(cmd, policy, t, layout, desc, cmd.OutOrStdout(), of.format)
+			ev.record(events.FaceVerify, args[0], policyRepository(t, layout), desc.Digest, rep, err)
 			if vsa && rep != nil {
 				d, aerr := referrers.AttachVSA(cmd.Context(), t, desc, s, rep, filepath.Base(policy))
 				if aerr != nil {
@@ -141,6 +149,7 @@ not, 1 verification could not run.`,
 		},
 	}
 	sf.add(cmd.Flags())
+	ev.add(cmd.Flags())
 	cmd.Flags().BoolVar(&vsa, "attach-vsa", false, "sign a SLSA verification summary of the result (with --key or --keyless) and attach it to the model")
 	rf.add(cmd.Flags())
 	cmd.Flags().StringVar(&of.format, "format", "text", "output format: text, json")
