@@ -225,7 +225,7 @@ func TestHTTPSinkCountsWhatItCannotDeliver(t *testing.T) {
 			var requests atomic.Int64
 			client := &http.Client{Transport: roundTripCounter{http.DefaultTransport, &requests}}
 			s, err := events.NewHTTPSink(events.HTTPOptions{URL: srv.URL, Format: events.FormatCloudEventsBatch, Client: client,
-				MaxAttempts: 3, MinBackoff: time.Millisecond, Linger: time.Millisecond})
+				MaxAttempts: 3, MinBackoff: time.Millisecond, Linger: time.Minute}) // one batch: Close ends the linger
 			if err != nil {
 				t.Fatal(err)
 			}
