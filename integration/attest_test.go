@@ -121,13 +121,19 @@ func TestSigningErrorsPushNothing(t *testing.T) {
 		{"malformed predicate", "right", []string{"attest", "--key", key, "--type", "https://acme.example/card/v1", "--predicate", filepath.Join(dir, "bad.json")}, 1, "not JSON"},
 		{"bad dependency", "right", []string{"attest", "--key", key, "--type", "slsaprovenance1", "--builder-id", "b", "--build-type", "t", "--param", "a=b", "--dependency", "uri=s3://x,digest=sha256:123"}, 2, "lowercase hex"},
 		{"no key", "right", []string{"sign"}, 2, "--key"},
+		// No $COSIGN_PASSWORD and no terminal to ask on: said so, exit 2,
+		// never "wrong password".
+		{"password unset", "<unset>", []string{"sign", "--key", key}, 2, "$COSIGN_PASSWORD is unset and standard input is not a terminal"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("COSIGN_PASSWORD", tt.env)
+			if tt.env == "<unset>" {
+				os.Unsetenv("COSIGN_PASSWORD") // t.Setenv restores it
+			}
 			proxy.Reset()
 			out, code := maCode(t, append(append(tt.args, "--plain-http"), ref)...)
-			if code != tt.code || !strings.Contains(out, tt.want) {
+			if code != tt.code || !strings.Contains(out, tt.want) || (tt.env != "wrong" && strings.Contains(out, "wrong password")) {
 				t.Fatalf("exit %d (want %d), output lacks %q:\n%s", code, tt.code, tt.want, out)
 			}
 			if n := proxy.Count("PUT", "/v2/") + proxy.Count("POST", "/v2/") + proxy.Count("PATCH", "/v2/"); n != 0 {

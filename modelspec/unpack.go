@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -231,6 +232,19 @@ func layerMode(l ocispec.Descriptor) (fs.FileMode, bool) {
 	return safeMode(fs.FileMode(md.Mode)), true
 }
 
+// ErrFilter is returned for include patterns that are malformed or match
+// no file: the caller asked for something the model does not have.
+var ErrFilter = errors.New("file filter")
+
+// quoteList writes patterns as "a", "b".
+func quoteList(ps []string) string {
+	q := make([]string, len(ps))
+	for i, p := range ps {
+		q[i] = strconv.Quote(p)
+	}
+	return strings.Join(q, ", ")
+}
+
 // Filter keeps the entries whose path or base name matches one of the
 // patterns (path.Match syntax), or whose kind is named as "kind:<kind>".
 // No patterns keeps everything. Archive layers match on their annotated path
@@ -242,10 +256,10 @@ func Filter(entries []Entry, patterns []string) ([]Entry, error) {
 	for _, p := range patterns {
 		if k, ok := strings.CutPrefix(p, "kind:"); ok {
 			if !Kind(k).Valid() {
-				return nil, fmt.Errorf("include %q: unknown kind, want one of %v", p, Kinds)
+				return nil, fmt.Errorf("%w: include %q: unknown kind, want one of %s", ErrFilter, p, kindList())
 			}
 		} else if _, err := path.Match(p, ""); err != nil {
-			return nil, fmt.Errorf("include %q: %w", p, err)
+			return nil, fmt.Errorf("%w: include %q: %w", ErrFilter, p, err)
 		}
 	}
 	var out []Entry
@@ -263,7 +277,7 @@ func Filter(entries []Entry, patterns []string) ([]Entry, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("include %v: matches no file of the model", patterns)
+		return nil, fmt.Errorf("%w: include %s matches no file of the model", ErrFilter, quoteList(patterns))
 	}
 	return out, nil
 }

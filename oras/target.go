@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	orasgo "oras.land/oras-go/v2"
@@ -80,6 +81,48 @@ func NewRepository(ctx context.Context, ref string, opts RemoteOptions) (*remote
 		ReferrerListMaxPages: 64,
 		TagListMaxPages:      64,
 	}
+	client, err := newAuthClient(r.Host(), opts)
+	if err != nil {
+		return nil, err
+	}
+	anonymous := new(atomic.Bool)
+	switch {
+	case opts.Username != "" || opts.Password != "":
+		client.Credential = auth.StaticCredential(r.Host(), auth.Credential{Username: opts.Username, Password: opts.Password})
+	default:
+		store, err := credentialStore(opts.RegistryConfig)
+		if err != nil {
+			return nil, err
+		}
+		found := credentials.Credential(store)
+		client.Credential = func(ctx context.Context, host string) (auth.Credential, error) {
+			c, err := found(ctx, host)
+			if err == nil && c == auth.EmptyCredential {
+				anonymous.Store(true) // an AuthError will say to log in
+			}
+			return c, err
+		}
+	}
+	repo.Client = &explainingClient{inner: client, registry: r.Registry, repository: r.Repository, anonymous: anonymous}
+	switch opts.DistributionSpec {
+	case ReferrersAPI:
+		_ = repo.SetReferrersCapability(true)
+	case ReferrersTag:
+		_ = repo.SetReferrersCapability(false)
+	case ReferrersAuto:
+		if hostsWithoutReferrersAPI[r.Registry] {
+			_ = repo.SetReferrersCapability(false)
+		}
+	default:
+		return nil, fmt.Errorf("distribution spec %q: want %s or %s", opts.DistributionSpec, ReferrersAPI, ReferrersTag)
+	}
+	return repo, nil
+}
+
+// newAuthClient is the HTTP client of every registry request to host:
+// transport (TLS, CA file), retries, user agent and a token cache; the
+// caller sets its credentials.
+func newAuthClient(host string, opts RemoteOptions) (*auth.Client, error) {
 	base := opts.HTTPClient
 	if base == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -114,42 +157,34 @@ func NewRepository(ctx context.Context, ref string, opts RemoteOptions) (*remote
 	} else {
 		client.SetUserAgent("modelattest")
 	}
-	if isLoopback(r.Host()) {
+	if isLoopback(host) {
 		// A registry on this machine may have its token service on this
 		// machine too; oras-go blocks loopback realms by default.
 		client.BlockedRealmPrefixes = withoutLoopback(auth.DefaultBlockedRealmPrefixes())
 	}
-	switch {
-	case opts.Username != "" || opts.Password != "":
-		client.Credential = auth.StaticCredential(r.Host(), auth.Credential{Username: opts.Username, Password: opts.Password})
-	default:
-		var store credentials.Store
-		var err error
-		sopts := credentials.StoreOptions{DetectDefaultNativeStore: true}
-		if opts.RegistryConfig != "" {
-			store, err = credentials.NewStore(opts.RegistryConfig, sopts)
-		} else {
-			store, err = credentials.NewStoreFromDocker(sopts)
-		}
+	return client, nil
+}
+
+// credentialStore opens the Docker config file (the default one when file
+// is empty) with its credsStore and credHelpers. A file named but missing is
+// an error: an empty configuration would hide a typo.
+func credentialStore(file string) (credentials.Store, error) {
+	sopts := credentials.StoreOptions{DetectDefaultNativeStore: true}
+	if file == "" {
+		s, err := credentials.NewStoreFromDocker(sopts)
 		if err != nil {
-			return nil, fmt.Errorf("registry credentials: %w", err)
+			return nil, fmt.Errorf("%w: %w", ErrRegistryConfig, err)
 		}
-		client.Credential = credentials.Credential(store)
+		return s, nil
 	}
-	repo.Client = client
-	switch opts.DistributionSpec {
-	case ReferrersAPI:
-		_ = repo.SetReferrersCapability(true)
-	case ReferrersTag:
-		_ = repo.SetReferrersCapability(false)
-	case ReferrersAuto:
-		if hostsWithoutReferrersAPI[r.Registry] {
-			_ = repo.SetReferrersCapability(false)
-		}
-	default:
-		return nil, fmt.Errorf("distribution spec %q: want %s or %s", opts.DistributionSpec, ReferrersAPI, ReferrersTag)
+	if _, err := os.Stat(file); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRegistryConfig, err)
 	}
-	return repo, nil
+	s, err := credentials.NewStore(file, sopts)
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %w", ErrRegistryConfig, file, err)
+	}
+	return s, nil
 }
 
 func isLoopback(host string) bool {

@@ -10,7 +10,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
+
+	"github.com/modelattest/modelattest/modelspec"
+	"github.com/modelattest/modelattest/oras"
 )
 
 // Exit codes: what a script can branch on.
@@ -26,11 +30,38 @@ const (
 	exitVerify = 3
 )
 
+// Exit codes of a run ended by a signal, as shells report them (128+n).
+const (
+	exitSIGINT  = 130
+	exitSIGTERM = 143
+)
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	var got atomic.Value // the first signal received
+	go func() {
+		s := <-sigs
+		got.Store(s)
+		cancel() // the command stops, cleans up and returns
+		<-sigs   // a second signal: stop now
+		os.Exit(signalExit(s))
+	}()
 	err := newRootCmd().ExecuteContext(ctx)
-	stop()
+	signal.Stop(sigs)
+	if s, ok := got.Load().(os.Signal); ok {
+		fmt.Fprintf(os.Stderr, "Error: interrupted (%s)\n", s)
+		os.Exit(signalExit(s))
+	}
 	os.Exit(exitCode(err))
+}
+
+func signalExit(s os.Signal) int {
+	if s == syscall.SIGTERM {
+		return exitSIGTERM
+	}
+	return exitSIGINT
 }
 
 func exitCode(err error) int {
@@ -38,9 +69,12 @@ func exitCode(err error) int {
 		return exitOK
 	}
 	fmt.Fprintln(os.Stderr, "Error:", err)
+	if h := oras.Hint(err); h != "" {
+		fmt.Fprintln(os.Stderr, "Hint: "+h)
+	}
 	var ue usageError
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, modelspec.ErrFilter):
 		return exitUsage
 	case isVerificationFailure(err):
 		return exitVerify

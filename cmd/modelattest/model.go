@@ -369,7 +369,7 @@ Signatures and attestations are checked against a policy before the pull
 	ev.add(cmd.Flags())
 	cmd.Flags().BoolVar(&insecureSkipVerify, "insecure-skip-verify", false, "pull without verifying signatures or attestations")
 	od.add(cmd.Flags())
-	cmd.Flags().BoolVar(&modelSig, "model-signature", false, "write the model's OpenSSF model-signing bundle as model.sig beside its files (for `model_signing verify`)")
+	cmd.Flags().BoolVar(&modelSig, "model-signature", false, "write the model's OpenSSF model-signing bundle as model.sig beside its files (for model_signing verify)")
 	return cmd
 }
 

@@ -53,7 +53,9 @@ func (t *barTracker) Add(n int64) { t.bar.IncrInt64(n) }
 
 func (t *barTracker) Done(status string, err error) {
 	if err != nil {
-		t.bar.Abort(false)
+		// Dropped, not left half-drawn: after Ctrl-C or a failure the
+		// terminal shows the error, not a bar stopped mid-way.
+		t.bar.Abort(true)
 		return
 	}
 	t.status.Store(&status)

@@ -28,7 +28,9 @@ func newRootCmd() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newPackCmd(), newPushCmd(), newPullCmd(), newCopyCmd(), newInspectCmd(),
-		newDiscoverCmd(), newSignCmd(), newAttestCmd(), newVerifyCmd(), newKeygenCmd(), newRegistryCmd(), newPolicyCmd())
+		newDiscoverCmd(), newSignCmd(), newAttestCmd(), newVerifyCmd(), newKeygenCmd(), newRegistryCmd(), newPolicyCmd(),
+		newLoginCmd(), newLogoutCmd())
+	usageErrors(root)
 	return root
 }
 

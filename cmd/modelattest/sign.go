@@ -53,7 +53,7 @@ func (f *signerFlags) signer(cmd *cobra.Command) (*referrers.Signer, error) {
 	case f.key == "":
 		return nil, usageError{fmt.Errorf("give --key KEY or --keyless")}
 	}
-	s, err := referrers.LoadSigner(ctx, f.key, referrers.EnvPassword)
+	s, err := referrers.LoadSigner(ctx, f.key, keyPassword(cmd))
 	if err != nil {
 		return nil, err
 	}
@@ -287,23 +287,38 @@ Any other --type URI signs the JSON object in --predicate FILE.`,
 
 func newKeygenCmd() *cobra.Command {
 	var prefix string
+	var of outputFlags
 	cmd := &cobra.Command{
 		Use:   "keygen",
-		Short: "Write a cosign-compatible key pair (PREFIX.key encrypted with $COSIGN_PASSWORD, PREFIX.pub)",
-		Args:  cobra.NoArgs,
+		Short: "Write a cosign-compatible key pair (PREFIX.key, encrypted, and PREFIX.pub)",
+		Long: `Keygen writes an ECDSA P-256 key pair as cosign generate-key-pair does.
+The private key is encrypted with $COSIGN_PASSWORD when it is set (set it
+empty for no password), else with a password asked for twice on the
+terminal. Existing files are never overwritten.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pass, _ := referrers.EnvPassword()
-			if _, ok := os.LookupEnv("COSIGN_PASSWORD"); !ok {
-				fmt.Fprintln(cmd.ErrOrStderr(), "WARNING: $COSIGN_PASSWORD is not set: the private key is encrypted with an empty password")
+			if err := of.check("text", "json"); err != nil {
+				return err
+			}
+			pass, err := newKeyPassword(cmd)
+			if err != nil {
+				return err
 			}
 			k, p, err := referrers.GenerateKeyPair(prefix, pass)
 			if err != nil {
 				return err
+			}
+			if of.format == "json" {
+				return printJSON(cmd.OutOrStdout(), struct {
+					PrivateKey string `json:"privateKey"`
+					PublicKey  string `json:"publicKey"`
+				}{k, p})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Private key written to %s\nPublic key written to %s\n", k, p)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&prefix, "output-key-prefix", "cosign", "write PREFIX.key and PREFIX.pub")
+	cmd.Flags().StringVar(&of.format, "format", "text", "output format: text, json")
 	return cmd
 }

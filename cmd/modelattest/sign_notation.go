@@ -61,7 +61,7 @@ func (f *notationFlags) sign(cmd *cobra.Command, sf *signerFlags, t *oras.Target
 	if err != nil {
 		return signResult{}, err
 	}
-	s, err := referrers.LoadNotationSigner(cmd.Context(), sf.key, chain, referrers.EnvPassword)
+	s, err := referrers.LoadNotationSigner(cmd.Context(), sf.key, chain, keyPassword(cmd))
 	if err != nil {
 		return signResult{}, err
 	}
