@@ -106,9 +106,9 @@ func TestPullSkipsFilesAlreadyPresent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range res.Files {
-		want := "present"
+		want := oras.FilePresent
 		if f.Path == "README.md" {
-			want = "downloaded"
+			want = oras.FileDownloaded
 		}
 		if f.Status != want {
 			t.Errorf("%s: %s, want %s", f.Path, f.Status, want)
@@ -355,7 +355,7 @@ func TestPullResumesAfterFailure(t *testing.T) {
 	// One at a time in path order, the first run verified README.md,
 	// config.json and empty.txt before the weights failed and the rest
 	// were cancelled.
-	want := map[string]string{"README.md": "resumed", "config.json": "resumed", "empty.txt": "resumed",
+	want := map[string]oras.FileStatus{"README.md": "resumed", "config.json": "resumed", "empty.txt": "resumed",
 		"model.safetensors": "downloaded", "scripts/convert.py": "downloaded", "tokenizer.json": "downloaded"}
 	for _, f := range res.Files {
 		if want[f.Path] != f.Status {

@@ -67,10 +67,8 @@ type PulledFile struct {
 	Path   string        `json:"path"`
 	Digest digest.Digest `json:"digest"`
 	Size   int64         `json:"size"`
-	// Status is "downloaded", "present" (already in the output directory
-	// with the right digest) or "resumed" (verified in the staging area by
-	// an earlier, interrupted pull).
-	Status string `json:"status"`
+	// Status says whether it was downloaded, already present or resumed.
+	Status FileStatus `json:"status"`
 }
 
 // PullResult says what a pull did.
@@ -228,7 +226,7 @@ func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, out
 				mu.Lock()
 				archiveFiles = append(archiveFiles, files...)
 				mu.Unlock()
-				res.Files[i] = PulledFile{Path: e.Path, Digest: e.Layer.Digest, Size: e.Layer.Size, Status: "downloaded"}
+				res.Files[i] = PulledFile{Path: e.Path, Digest: e.Layer.Digest, Size: e.Layer.Size, Status: FileDownloaded}
 				return nil
 			}
 			status, err := st.fetchRaw(gctx, src, e, out.present[e.Path], opts.Progress)
@@ -426,7 +424,7 @@ func (st *staging) hashIn(name string, d digest.Digest, size int64) bool {
 // fetchRaw brings the blob of a raw layer into the staging folder, unless
 // the output directory already holds it (present: scanOutput found a
 // regular file there) or an earlier pull verified it.
-func (st *staging) fetchRaw(ctx context.Context, src content.Fetcher, e modelspec.Entry, present bool, p Progress) (string, error) {
+func (st *staging) fetchRaw(ctx context.Context, src content.Fetcher, e modelspec.Entry, present bool, p Progress) (FileStatus, error) {
 	d, size := e.Layer.Digest, e.Layer.Size
 	if d.Algorithm() != digest.SHA256 && d.Algorithm() != digest.SHA512 {
 		return "", fmt.Errorf("layer %q: unsupported digest algorithm %q", e.Path, d.Algorithm())
@@ -434,19 +432,19 @@ func (st *staging) fetchRaw(ctx context.Context, src content.Fetcher, e modelspe
 	if present && st.hashIn(st.out+"/"+e.Path, d, size) {
 		t := track(p, e.Path, size)
 		t.Add(size)
-		t.Done("present", nil)
-		return "present", nil
+		t.Done(string(FilePresent), nil)
+		return FilePresent, nil
 	}
-	status := "resumed"
+	status := FileResumed
 	if !st.hashIn(st.blob(d), d, size) {
 		if err := st.download(ctx, src, e, p); err != nil {
 			return "", err
 		}
-		status = "downloaded"
+		status = FileDownloaded
 	} else {
 		t := track(p, e.Path, size)
 		t.Add(size)
-		t.Done(status, nil)
+		t.Done(string(status), nil)
 	}
 	st.mu.Lock()
 	st.nblobs++
@@ -687,7 +685,7 @@ func (st *staging) commit(entries []modelspec.Entry, files []PulledFile, archive
 	// A blob used by several files is copied for all but the last.
 	uses := map[digest.Digest]int{}
 	for i, e := range entries {
-		if !e.Archive() && files[i].Status != "present" {
+		if !e.Archive() && files[i].Status != FilePresent {
 			uses[e.Layer.Digest]++
 		}
 	}
@@ -696,7 +694,7 @@ func (st *staging) commit(entries []modelspec.Entry, files []PulledFile, archive
 			continue
 		}
 		dest := st.out + "/" + e.Path
-		if files[i].Status != "present" {
+		if files[i].Status != FilePresent {
 			if err := st.root.MkdirAll(path.Dir(dest), 0o755); err != nil {
 				return err
 			}

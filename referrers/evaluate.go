@@ -76,11 +76,9 @@ type Finding struct {
 	Depth         int           `json:"depth"`
 	ArtifactType  string        `json:"artifactType,omitempty"`
 	PredicateType string        `json:"predicateType,omitempty"`
-	// Verdict is "verified", "untrusted" (valid bundle, no trusted signer),
-	// "rejected" (malformed, wrong subject, too big, …) or "legacy".
-	Verdict    string   `json:"verdict"`
-	VerifiedBy []string `json:"verifiedBy,omitempty"`
-	Reason     string   `json:"reason,omitempty"`
+	Verdict       Verdict       `json:"verdict"`
+	VerifiedBy    []string      `json:"verifiedBy,omitempty"`
+	Reason        string        `json:"reason,omitempty"`
 	// Format is FormatSigstoreBundle, FormatNotationJWS or FormatNotationCOSE.
 	Format string `json:"format,omitempty"`
 	// Signer is who signed, as the signature says (a Notary Project
@@ -225,7 +223,7 @@ func discover(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model ocispec
 		f := Finding{Digest: n.Digest, Subject: parent.Digest, Depth: n.Depth}
 		r, err := FetchReferrer(ctx, src, n.Descriptor, parent.Digest)
 		if err != nil {
-			f.Verdict, f.Reason = "rejected", err.Error()
+			f.Verdict, f.Reason = VerdictRejected, err.Error()
 			rep.Referrers = append(rep.Referrers, f)
 			return false, nil
 		}
@@ -245,13 +243,13 @@ func discover(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model ocispec
 
 func verifyFinding(f *Finding, r *Referrer, subject digest.Digest, p *Policy, anchors []string) {
 	if len(anchors) == 0 {
-		f.Verdict, f.Reason = "untrusted", "the rule names no signer"
+		f.Verdict, f.Reason = VerdictUntrusted, "the rule names no signer"
 		return
 	}
 	// What does not depend on the signer is checked once per bundle.
 	b, err := checkBundle(r.Bundle)
 	if err != nil {
-		f.Verdict, f.Reason = "untrusted", strings.TrimPrefix(err.Error(), ErrVerification.Error()+": ")
+		f.Verdict, f.Reason = VerdictUntrusted, strings.TrimPrefix(err.Error(), ErrVerification.Error()+": ")
 		return
 	}
 	var reasons []string
@@ -278,9 +276,9 @@ func verifyFinding(f *Finding, r *Referrer, subject digest.Digest, p *Policy, an
 		f.PredicateType = st.PredicateType
 	}
 	if len(f.VerifiedBy) > 0 {
-		f.Verdict = "verified"
+		f.Verdict = VerdictVerified
 	} else {
-		f.Verdict, f.Reason = "untrusted", strings.Join(reasons, "; ")
+		f.Verdict, f.Reason = VerdictUntrusted, strings.Join(reasons, "; ")
 	}
 }
 
@@ -342,7 +340,7 @@ func requireSigned(rep *Report, what, predicateType string, signers []string, th
 func countUntrusted(rep *Report) int {
 	n := 0
 	for _, f := range rep.Referrers {
-		if f.Depth == 1 && f.Verdict != "verified" && f.Verdict != "legacy" {
+		if f.Depth == 1 && f.Verdict != VerdictVerified && f.Verdict != VerdictLegacy {
 			n++
 		}
 	}
@@ -351,7 +349,7 @@ func countUntrusted(rep *Report) int {
 
 func firstReason(rep *Report) string {
 	for _, f := range rep.Referrers {
-		if f.Depth == 1 && f.Reason != "" && f.Verdict != "verified" {
+		if f.Depth == 1 && f.Reason != "" && f.Verdict != VerdictVerified {
 			return short(f.Digest) + ": " + f.Reason
 		}
 	}

@@ -41,7 +41,7 @@ func legacySignatures(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model
 		return // none: the common case
 	}
 	f := Finding{Digest: desc.Digest, Subject: model.Digest, Depth: 1, ArtifactType: legacySimpleSigning,
-		PredicateType: PredicateCosignSign, Verdict: "rejected"}
+		PredicateType: PredicateCosignSign, Verdict: VerdictRejected}
 	defer func() { rep.Referrers = append(rep.Referrers, f) }()
 	m, _, err := oras.FetchManifest(ctx, src, desc)
 	if err != nil {
@@ -93,7 +93,7 @@ func legacySignatures(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model
 		}
 	}
 	if len(f.VerifiedBy) > 0 {
-		f.Verdict, f.Reason = "legacy", ""
+		f.Verdict, f.Reason = VerdictLegacy, ""
 		f.statement = &Statement{Type: "cosign/simple-signing", PredicateType: PredicateCosignSign}
 		return
 	}
@@ -102,5 +102,5 @@ func legacySignatures(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model
 	} else {
 		f.Reason = "no payload verified against a trusted key"
 	}
-	f.Verdict = "untrusted"
+	f.Verdict = VerdictUntrusted
 }

@@ -32,11 +32,11 @@ func verifyNotationFinding(ctx context.Context, f *Finding, env *NotationEnvelop
 	}
 	switch {
 	case len(f.VerifiedBy) > 0:
-		f.Verdict = "verified"
+		f.Verdict = VerdictVerified
 	case len(reasons) == 0:
-		f.Verdict, f.Reason = "untrusted", "a Notary Project signature, and the rule names no notation anchor"
+		f.Verdict, f.Reason = VerdictUntrusted, "a Notary Project signature, and the rule names no notation anchor"
 	default:
-		f.Verdict, f.Reason = "untrusted", strings.Join(reasons, "; ")
+		f.Verdict, f.Reason = VerdictUntrusted, strings.Join(reasons, "; ")
 	}
 	if f.Signer == "" {
 		if who, _, err := env.Claim(); err == nil {

@@ -131,11 +131,11 @@ models:
 	if err != nil {
 		t.Fatalf("%v\n%+v", err, rep)
 	}
-	verdicts := map[string]int{}
+	verdicts := map[referrers.Verdict]int{}
 	for _, f := range rep.Referrers {
 		verdicts[f.Verdict]++
 	}
-	if !rep.Passed || verdicts["verified"] != 2 || verdicts["legacy"] != 1 {
+	if !rep.Passed || verdicts[referrers.VerdictVerified] != 2 || verdicts[referrers.VerdictLegacy] != 1 {
 		t.Fatalf("report %+v", rep)
 	}
 	for name, slsa := range map[string]string{

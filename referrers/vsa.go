@@ -49,7 +49,7 @@ func NewVSA(rep *Report, policyURI string) VSA {
 	v.Policy.Digest = map[string]string{rep.Policy.Algorithm().String(): rep.Policy.Encoded()}
 	v.InputAttestations = []VSAInput{}
 	for _, f := range rep.Referrers {
-		if f.Verdict == "verified" || f.Verdict == "legacy" {
+		if f.Verdict == VerdictVerified || f.Verdict == VerdictLegacy {
 			v.InputAttestations = append(v.InputAttestations, VSAInput{
 				URI:    "oci://" + rep.Repository + "@" + f.Digest.String(),
 				Digest: map[string]string{f.Digest.Algorithm().String(): f.Digest.Encoded()},
