@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,5 +135,51 @@ func TestErrorsNameTheNextStep(t *testing.T) {
 				t.Errorf("Go syntax or a raw file mode in the output:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestPullJSONCarriesReport: pull --format json prints the verification
+// report beside the files, so CI can read the verdict from stdout; when the
+// policy refuses the model the report is still printed (exit 3, no files).
+func TestPullJSONCarriesReport(t *testing.T) {
+	keys := keyDir(t)
+	layout := filepath.Join(t.TempDir(), "oci")
+	ma(t, "pack", "--no-progress", regtest.ModelDir(t, 256), "-o", layout+":v1")
+	ma(t, "sign", "--key", filepath.Join(keys, "cosign.key"), "--oci-layout", layout+":v1")
+	ma(t, "attest", "--key", filepath.Join(keys, "cosign.key"), "--type", "slsaprovenance1", "--predicate", filepath.Join(keys, "provenance.json"), "--oci-layout", layout+":v1")
+	policy := writeKeyPolicy(t, keys, false)
+	type output struct {
+		Verification *struct {
+			Policy       string `json:"policy"`
+			Rule         int    `json:"rule"`
+			Passed       bool   `json:"passed"`
+			Requirements []struct {
+				What      string `json:"what"`
+				Satisfied bool   `json:"satisfied"`
+				Reason    string `json:"reason"`
+			} `json:"requirements"`
+		} `json:"verification"`
+		Files []struct{ Path string } `json:"files"`
+	}
+	var got output
+	maJSON(t, &got, "pull", "--format", "json", "--oci-layout", "--policy", policy, "-o", filepath.Join(t.TempDir(), "ok"), layout+":v1")
+	v := got.Verification
+	if v == nil || !v.Passed || v.Rule != 0 || !strings.HasPrefix(v.Policy, "sha256:") || len(v.Requirements) == 0 || !v.Requirements[0].Satisfied || len(got.Files) == 0 {
+		t.Fatalf("pull --format json: %+v", got)
+	}
+
+	// Another key is required: refused, and the report says why.
+	other := keyDir(t)
+	refusing := writeKeyPolicy(t, other, false)
+	cmd := exec.Command(modelattest, "pull", "--format", "json", "--oci-layout", "--policy", refusing, "-o", filepath.Join(t.TempDir(), "no"), layout+":v1")
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("refused pull: %v\n%s", err, out)
+	}
+	got = output{}
+	if err := json.Unmarshal(out, &got); err != nil || got.Verification == nil || got.Verification.Passed ||
+		got.Verification.Requirements[0].Reason == "" || len(got.Files) != 0 {
+		t.Fatalf("refused pull printed %v:\n%s", err, out)
 	}
 }

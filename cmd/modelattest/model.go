@@ -245,6 +245,14 @@ func newPushCmd() *cobra.Command {
 	return cmd
 }
 
+// pullOutput is what pull --format json prints: the files pulled and, with
+// --policy, the verification report (verdict, rule, policy digest,
+// requirements), also when the policy refused the model.
+type pullOutput struct {
+	Verification *referrers.Report `json:"verification,omitempty"`
+	*oras.PullResult
+}
+
 func newPullCmd() *cobra.Command {
 	var of outputFlags
 	var ev eventFlags
@@ -316,16 +324,19 @@ Signatures and attestations are checked against a policy before the pull
 			p, wait := of.progress(cmd)
 			po.Progress = p
 			var res *oras.PullResult
+			var rep *referrers.Report
 			decided := false // the decision event is sent once the graph is judged
 			if pol != nil {
 				// The library verifies the digest resolved above, then pulls
 				// that digest only; the report is printed before the download.
-				_, res, err = referrers.PullVerified(cmd.Context(), t, desc, out, pol, referrers.PullVerifiedOptions{
+				rep, res, err = referrers.PullVerified(cmd.Context(), t, desc, out, pol, referrers.PullVerifiedOptions{
 					Pull: po,
 					OnVerified: func(rep *referrers.Report) error {
 						decided = true
 						ev.record(events.FacePull, args[0], rep.Repository, desc.Digest, rep, nil)
-						printReport(cmd.ErrOrStderr(), t, rep)
+						if of.format != "json" {
+							printReport(cmd.ErrOrStderr(), t, rep)
+						}
 						if !rep.Passed && rep.Mode != referrers.ModeEnforce {
 							fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: %s fails the policy; pulling anyway (rule mode %s)\n", desc.Digest, rep.Mode)
 						}
@@ -337,6 +348,10 @@ Signatures and attestations are checked against a policy before the pull
 					ev.record(events.FacePull, args[0], t.Name, desc.Digest, nil, err)
 				}
 				if err != nil {
+					if of.format == "json" && rep != nil {
+						// CI reads the verdict from stdout, refused or not.
+						_ = printJSON(cmd.OutOrStdout(), pullOutput{Verification: rep})
+					}
 					return pullHint(err)
 				}
 			} else {
@@ -348,7 +363,7 @@ Signatures and attestations are checked against a policy before the pull
 				}
 			}
 			if of.format == "json" {
-				return printJSON(cmd.OutOrStdout(), res)
+				return printJSON(cmd.OutOrStdout(), pullOutput{Verification: rep, PullResult: res})
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			for _, f := range res.Files {
