@@ -1,11 +1,21 @@
 package integration
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +23,8 @@ import (
 	"testing"
 
 	"github.com/modelattest/modelattest/internal/regtest"
+	"github.com/modelattest/modelattest/oras"
+	"github.com/modelattest/modelattest/referrers"
 )
 
 // authRecorder is a reverse proxy that records who each request's
@@ -110,5 +122,82 @@ func TestTamperCopyCredentials(t *testing.T) {
 		pulled := filepath.Join(t.TempDir(), "pulled")
 		ma(t, "pull", "--ca-file", cert, "--no-progress", "--insecure-skip-verify", "-o", pulled, tlsDst.Host+"/mirror/tiny:v1")
 		regtest.SameTree(t, model, pulled)
+	})
+}
+
+// TestTamperNames: a policy rule sees one spelling of a name. Before the
+// fix, LOCALHOST:PORT/models/x fell through a strict rule for
+// localhost:PORT/models/** to a later audit rule, and so did a layout
+// reached through a symlink or, in the library, by a relative name.
+func TestTamperNames(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(key.Public())
+	os.WriteFile(filepath.Join(dir, "release.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+
+	host := regtest.Embedded(t, "")
+	_, port, _ := net.SplitHostPort(host)
+	base, _ := filepath.EvalSymlinks(t.TempDir())
+	layout := filepath.Join(base, "layout")
+	policy := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(policy, []byte(fmt.Sprintf(`version: 1
+trust:
+  release: {key: release.pub}
+models:
+  - match: ["localhost:%[1]s/models/**", "LOCALHOST:%[1]s/upper/**", "%[2]s"]
+    signatures: {signers: [release]}
+  - match: ["**"]
+    mode: audit
+    signatures: {signers: [release]}
+`, port, layout)), 0o644)
+	for _, repo := range []string{"models/x", "upper/x"} {
+		tgt, err := oras.OpenRemote(ctx, host+"/"+repo, oras.RemoteOptions{PlainHTTP: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := oras.Push(ctx, tgt, "v1", regtest.ModelDir(t, 100), oras.PushOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lay, err := oras.OpenLayout(layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := oras.Push(ctx, lay, "v1", regtest.ModelDir(t, 100), oras.PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(layout, filepath.Join(base, "link"))
+
+	// A trailing dot and default ports are unit-tested (oras/names_test.go):
+	// localhost. does not resolve everywhere, and port 80 needs root.
+	for name, args := range map[string][]string{
+		"host in capitals":       {"--plain-http", "LOCALHOST:" + port + "/models/x:v1"},
+		"glob in capitals":       {"--plain-http", "localhost:" + port + "/upper/x:v1"},
+		"layout through symlink": {"--oci-layout", filepath.Join(base, "link") + ":v1"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, code := maCode(t, append([]string{"verify", "--policy", policy}, args...)...)
+			if code != 3 || !strings.Contains(out, "rule 0") {
+				t.Fatalf("exit %d, want 3 under the strict rule 0\n%s", code, out)
+			}
+		})
+	}
+	t.Run("library: layout by a relative name", func(t *testing.T) {
+		t.Chdir(base)
+		rel, err := oras.OpenLayout("link")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := referrers.LoadPolicy(ctx, policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := referrers.VerifyModel(ctx, rel, rel.Name, model, p, referrers.VerifyOptions{})
+		var pe *referrers.PolicyError
+		if !errors.As(err, &pe) || rep.Rule != 0 || rep.Repository != layout {
+			t.Fatalf("VerifyModel(Name %q): rule %d, repository %q, err %v; want rule 0 on %s refused", rel.Name, rep.Rule, rep.Repository, err, layout)
+		}
 	})
 }

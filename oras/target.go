@@ -216,6 +216,8 @@ type Target struct {
 	Reference string
 	// Name describes the target for messages: the repository or layout path.
 	Name string
+
+	policyName string // see PolicyName
 }
 
 // OpenLayout opens (creating it if needed) an OCI image layout. ref is
@@ -226,7 +228,11 @@ func OpenLayout(ref string) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
 	}
-	return &Target{GraphTarget: store, Reference: reference, Name: dir}, nil
+	name, err := CanonicalLayoutPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+	}
+	return &Target{GraphTarget: store, Reference: reference, Name: dir, policyName: name}, nil
 }
 
 func splitLayoutRef(ref string) (dir, reference string) {
@@ -251,7 +257,11 @@ func OpenRemote(ctx context.Context, ref string, opts RemoteOptions) (*Target, e
 	if err != nil {
 		return nil, err
 	}
-	return &Target{GraphTarget: repo, Reference: r.Reference, Name: r.Registry + "/" + r.Repository}, nil
+	name, err := CanonicalRepository(ref, opts.PlainHTTP)
+	if err != nil {
+		return nil, err
+	}
+	return &Target{GraphTarget: repo, Reference: r.Reference, Name: r.Registry + "/" + r.Repository, policyName: name}, nil
 }
 
 // Open opens ref as an OCI layout when layout is true, a remote repository

@@ -114,8 +114,10 @@ type Report struct {
 }
 
 // VerifyModel checks the referrer graph of the model manifest (a digest
-// resolved once by the caller) in src against the policy rule matching
-// repository. The referrers listing only locates candidates: each one is
+// resolved once by the caller) in src against the policy rule matching the
+// model's name: src's own PolicyName when src is an *oras.Target (the
+// repository argument is then not used), else repository in the canonical
+// form of oras.CanonicalRepository. The referrers listing only locates candidates: each one is
 // re-read from its own manifest, and counts only when its bundle verifies
 // against a trust anchor the rule names and its statement names the model.
 // A failed enforced rule returns the report with a *PolicyError; warn and
@@ -126,6 +128,7 @@ func VerifyModel(ctx context.Context, src orasgo.ReadOnlyGraphTarget, repository
 		// would deny every model for a reason no one could see.
 		return nil, fmt.Errorf("%w: the policy was never compiled: make it with LoadPolicy, ParsePolicy or CompilePolicy", ErrPolicy)
 	}
+	repository = policyName(src, repository)
 	lim := opts.Limits.withDefaults()
 	now := opts.Now
 	if now.IsZero() {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/modelattest/modelattest/oras"
 )
 
 // ErrPolicy is wrapped by every error about a policy that cannot be used:
@@ -264,7 +266,9 @@ func compileMatch(r *Rule, where string) error {
 	}
 	r.match = nil
 	for _, g := range r.Match {
-		re, err := globRegexp(g)
+		// Globs are matched against canonical names, so they are put in
+		// canonical form too: LOCALHOST:5601 and localhost:5601 are one host.
+		re, err := globRegexp(oras.CanonicalPattern(g))
 		if err != nil {
 			return fmt.Errorf("%w: %s: match %q: %w", ErrPolicy, where, g, err)
 		}

@@ -3,10 +3,8 @@ package referrers
 import (
 	"context"
 	"errors"
-	"path/filepath"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"oras.land/oras-go/v2/content/oci"
 
 	"github.com/modelattest/modelattest/oras"
 )
@@ -56,7 +54,7 @@ func PullVerified(ctx context.Context, src *oras.Target, desc ocispec.Descriptor
 	if src == nil {
 		return nil, nil, errors.New("pull: no source target")
 	}
-	rep, err := VerifyModel(ctx, src, targetRepository(src), desc, p, opts.Verify)
+	rep, err := VerifyModel(ctx, src, src.PolicyName(), desc, p, opts.Verify)
 	if rep == nil {
 		return nil, nil, err
 	}
@@ -74,16 +72,4 @@ func PullVerified(ctx context.Context, src *oras.Target, desc ocispec.Descriptor
 		return rep, nil, err
 	}
 	return rep, res, nil
-}
-
-// targetRepository is the name a policy rule matches for t: host/repository
-// for a registry, the cleaned absolute path for an OCI layout.
-func targetRepository(t *oras.Target) string {
-	if _, layout := t.GraphTarget.(*oci.Store); layout {
-		if abs, err := filepath.Abs(t.Name); err == nil {
-			return abs
-		}
-		return filepath.Clean(t.Name)
-	}
-	return t.Name
 }

@@ -14,18 +14,6 @@ import (
 	"github.com/modelattest/modelattest/referrers"
 )
 
-// policyRepository is what a policy rule matches: host/repository for a
-// registry, the absolute path for an OCI layout.
-func policyRepository(t *oras.Target, layout bool) string {
-	if layout {
-		if abs, err := filepath.Abs(t.Name); err == nil {
-			return abs
-		}
-		return filepath.Clean(t.Name)
-	}
-	return t.Name
-}
-
 // verifyModel loads the policy and verifies the resolved model; it prints
 // the report in format to w.
 func verifyModel(cmd *cobra.Command, policyFile string, t *oras.Target, layout bool, desc ocispec.Descriptor, w io.Writer, format string) (*referrers.Report, error) {
@@ -33,7 +21,7 @@ func verifyModel(cmd *cobra.Command, policyFile string, t *oras.Target, layout b
 	if err != nil {
 		return nil, err
 	}
-	rep, verr := referrers.VerifyModel(cmd.Context(), t, policyRepository(t, layout), desc, p, referrers.VerifyOptions{})
+	rep, verr := referrers.VerifyModel(cmd.Context(), t, t.PolicyName(), desc, p, referrers.VerifyOptions{})
 	if rep == nil {
 		return nil, verr
 	}
@@ -137,7 +125,7 @@ not, 1 verification could not run.`,
 				}
 			}
 			rep, err := verifyModel(cmd, policy, t, layout, desc, cmd.OutOrStdout(), of.format)
-			ev.record(events.FaceVerify, args[0], policyRepository(t, layout), desc.Digest, rep, err)
+			ev.record(events.FaceVerify, args[0], t.PolicyName(), desc.Digest, rep, err)
 			if vsa && rep != nil {
 				d, aerr := referrers.AttachVSA(cmd.Context(), t, desc, s, rep, filepath.Base(policy))
 				if aerr != nil {

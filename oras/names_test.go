@@ -1,0 +1,89 @@
+package oras_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/modelattest/modelattest/oras"
+)
+
+func TestCanonicalRepository(t *testing.T) {
+	for _, c := range []struct {
+		ref       string
+		plainHTTP bool
+		want      string
+	}{
+		{"LOCALHOST:5601/models/x:v1", false, "localhost:5601/models/x"},
+		{"Harbor.Acme.Example./models/x@sha256:" + sha256Hex, false, "harbor.acme.example/models/x"},
+		{"harbor.acme.example:443/models/x", false, "harbor.acme.example/models/x"},
+		{"harbor.acme.example:443/models/x", true, "harbor.acme.example:443/models/x"},
+		{"harbor.acme.example:80/models/x", true, "harbor.acme.example/models/x"},
+		{"harbor.acme.example:80/models/x", false, "harbor.acme.example:80/models/x"},
+		{"docker.io/ubuntu", false, "docker.io/library/ubuntu"},
+		{"index.docker.io/library/ubuntu:24.04", false, "docker.io/library/ubuntu"},
+		{"registry-1.docker.io:443/acme/llm", false, "docker.io/acme/llm"},
+		{"Registry-1.Docker.IO/acme/llm", false, "docker.io/acme/llm"},
+		{"[::1]:443/models/x", false, "[::1]/models/x"},
+		{"[::1]:5000/models/x", false, "[::1]:5000/models/x"},
+		{"127.0.0.1:5000/models/x", true, "127.0.0.1:5000/models/x"},
+	} {
+		got, err := oras.CanonicalRepository(c.ref, c.plainHTTP)
+		if err != nil || got != c.want {
+			t.Errorf("CanonicalRepository(%q, plainHTTP=%v) = %q, %v; want %q", c.ref, c.plainHTTP, got, err, c.want)
+		}
+	}
+}
+
+const sha256Hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func TestCanonicalPattern(t *testing.T) {
+	for glob, want := range map[string]string{
+		"LOCALHOST:5601/models/**":           "localhost:5601/models/**",
+		"Harbor.Acme.Example.:443/models/*":  "harbor.acme.example/models/*",
+		"registry.local:80/models/**":        "registry.local/models/**",
+		"*.dkr.ecr.*.amazonaws.com/llm/*":    "*.dkr.ecr.*.amazonaws.com/llm/*",
+		"index.docker.io/ubuntu":             "docker.io/library/ubuntu",
+		"docker.io/*":                        "docker.io/library/*",
+		"docker.io/**":                       "docker.io/**",
+		"registry-1.docker.io/acme/*":        "docker.io/acme/*",
+		"**":                                 "**",
+		"models/**":                          "models/**",
+		"/srv/layouts/**":                    "/srv/layouts/**",
+		"harbor.acme.example:8443/models/**": "harbor.acme.example:8443/models/**",
+	} {
+		if got := oras.CanonicalPattern(glob); got != want {
+			t.Errorf("CanonicalPattern(%q) = %q, want %q", glob, got, want)
+		}
+	}
+}
+
+// TestPolicyNameOfLayout: a layout is named by its cleaned absolute path
+// with symlinks resolved, however it was opened.
+func TestPolicyNameOfLayout(t *testing.T) {
+	base, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := filepath.Join(base, "real")
+	if _, err := oras.OpenLayout(real); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, filepath.Join(base, "link")); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(base)
+	for _, ref := range []string{"real", "./real/", "link:v1", filepath.Join(base, "x", "..", "link") + "@sha256:" + sha256Hex} {
+		tgt, err := oras.OpenLayout(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tgt.PolicyName(); got != real {
+			t.Errorf("OpenLayout(%q).PolicyName() = %q, want %q", ref, got, real)
+		}
+		hand := &oras.Target{GraphTarget: tgt.GraphTarget, Name: "link"}
+		if got := hand.PolicyName(); got != real {
+			t.Errorf("hand-built Target{Name: link}.PolicyName() = %q, want %q", got, real)
+		}
+	}
+}
