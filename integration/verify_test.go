@@ -108,7 +108,7 @@ func TestVerificationSummary(t *testing.T) {
 	ma(t, "push", "--plain-http", "--no-progress", ref, regtest.ModelDir(t, 100))
 	ma(t, "sign", "--plain-http", "--key", key, ref)
 	ma(t, "attest", "--plain-http", "--key", key, "--type", "slsaprovenance1", "--predicate", filepath.Join(keys, "provenance.json"), ref)
-	ma(t, "verify", "--plain-http", "--policy", policy, "--attach-vsa", "--key", key, ref)
+	ma(t, "verify", "--plain-http", "--policy", policy, "--attach-vsa", "--verifier-id", "https://ci.acme.example/gate", "--key", key, ref)
 
 	tree := ma(t, "discover", "--plain-http", "--format", "json", ref)
 	if !strings.Contains(tree, "https://slsa.dev/verification_summary/v1") {
@@ -118,7 +118,10 @@ func TestVerificationSummary(t *testing.T) {
 	vsa := verifiedPredicate(t, ref, filepath.Join(keys, "cosign.pub"), "https://slsa.dev/verification_summary/v1")
 	var got struct {
 		VerificationResult string `json:"verificationResult"`
-		Policy             struct {
+		Verifier           struct {
+			ID string `json:"id"`
+		} `json:"verifier"`
+		Policy struct {
 			Digest map[string]string `json:"digest"`
 		} `json:"policy"`
 		InputAttestations []struct {
@@ -126,7 +129,7 @@ func TestVerificationSummary(t *testing.T) {
 		} `json:"inputAttestations"`
 	}
 	json.Unmarshal(vsa, &got)
-	if got.VerificationResult != "PASSED" || got.Policy.Digest["sha256"] != sha256hex(policyBytes) || len(got.InputAttestations) != 2 {
+	if got.VerificationResult != "PASSED" || got.Verifier.ID != "https://ci.acme.example/gate" || got.Policy.Digest["sha256"] != sha256hex(policyBytes) || len(got.InputAttestations) != 2 {
 		t.Fatalf("VSA %s", vsa)
 	}
 }

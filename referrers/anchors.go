@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // anchorKind is one kind of trust anchor a policy file may write: the key
@@ -98,7 +99,23 @@ func loadX509Anchor(_ context.Context, name string, a Anchor, files policyFiles)
 	if err != nil {
 		return nil, fmt.Errorf("roots: %w", err)
 	}
-	return NewX509Verifier(name, roots, X509Constraints{Subject: x.Subject, SANs: x.SANs})
+	c := X509Constraints{Subject: x.Subject, SANs: x.SANs, AllowMissingCodeSigningEKU: x.AllowMissingCodeSigningEKU}
+	for i, f := range x.CRLs {
+		crl, err := files.read(f)
+		if err != nil {
+			return nil, fmt.Errorf("crls[%d]: %w", i, err)
+		}
+		c.CRLs = append(c.CRLs, crl)
+	}
+	if x.CRLGracePeriod != "" {
+		if len(x.CRLs) == 0 {
+			return nil, fmt.Errorf("crlGracePeriod without crls")
+		}
+		if c.CRLGracePeriod, err = time.ParseDuration(x.CRLGracePeriod); err != nil || c.CRLGracePeriod <= 0 {
+			return nil, fmt.Errorf("crlGracePeriod %q: want a positive Go duration such as 24h", x.CRLGracePeriod)
+		}
+	}
+	return NewX509Verifier(name, roots, c)
 }
 
 // loadKeylessAnchor loads a `keyless:` anchor: an OIDC identity under a

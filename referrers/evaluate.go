@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,14 +26,24 @@ var ErrPolicyNotSatisfied = errors.New("policy not satisfied")
 // PolicyError carries the report of a model that failed an enforced rule.
 type PolicyError struct{ Report *Report }
 
+// Error is the summary and the first failing requirement; the whole
+// report is in Report.
 func (e *PolicyError) Error() string {
-	var failed []string
-	for _, r := range e.Report.Requirements {
-		if !r.Satisfied {
-			failed = append(failed, r.What+": "+r.Reason)
+	r := e.Report
+	var failed []Requirement
+	for _, q := range r.Requirements {
+		if !q.Satisfied {
+			failed = append(failed, q)
 		}
 	}
-	return fmt.Sprintf("%s: %s: %s", ErrPolicyNotSatisfied, e.Report.Model.Digest, strings.Join(failed, "; "))
+	msg := fmt.Sprintf("%s: %s@%s", ErrPolicyNotSatisfied, r.Repository, r.Model.Digest)
+	if len(failed) > 0 {
+		msg += ": " + failed[0].What + ": " + failed[0].Reason
+	}
+	if len(failed) > 1 {
+		msg += fmt.Sprintf(" (and %d more failing requirements: see the report)", len(failed)-1)
+	}
+	return msg
 }
 
 func (e *PolicyError) Unwrap() error { return ErrPolicyNotSatisfied }
@@ -89,6 +100,26 @@ type Finding struct {
 
 	statement *Statement
 	notation  *NotationSignature
+	// keys names, for each anchor in VerifiedBy, the key that made the
+	// signature (keyFingerprint): distinct signers are counted by key, so
+	// one key under two anchor names is one signer.
+	keys map[string]string
+}
+
+// verifiedBy records that anchor verified the finding's signature, made
+// by the key whose fingerprint is key.
+func (f *Finding) verifiedBy(anchor, key string) {
+	if contains(f.VerifiedBy, anchor) {
+		return
+	}
+	f.VerifiedBy = append(f.VerifiedBy, anchor)
+	if f.keys == nil {
+		f.keys = map[string]string{}
+	}
+	if key == "" {
+		key = "referrer " + f.Digest.String() // an unnamed key is this signature's own
+	}
+	f.keys[anchor] = key
 }
 
 // Requirement is one thing the matched rule requires, and whether it held.
@@ -171,6 +202,9 @@ func VerifyModel(ctx context.Context, src orasgo.ReadOnlyGraphTarget, repository
 		case a.SLSA != nil:
 			slsa := a.SLSA
 			check = func(f *Finding) error { return checkSLSA(slsa, f.statement.Predicate, now) }
+		case a.VSA != nil:
+			vsa := a.VSA
+			check = func(f *Finding) error { return checkVSA(vsa, f.statement.Predicate, model.Digest, now) }
 		case a.PredicateType == PredicateModelSigning:
 			files, err := manifestFiles(*m)
 			if err != nil {
@@ -274,7 +308,7 @@ func verifyFinding(f *Finding, r *Referrer, subject digest.Digest, p *Policy, an
 			reasons = append(reasons, strings.TrimPrefix(err.Error(), ErrVerification.Error()+": "))
 			continue
 		}
-		f.VerifiedBy = append(f.VerifiedBy, name)
+		f.verifiedBy(name, p.verifiers[name].signingKey(b))
 		f.statement = st
 		f.PredicateType = st.PredicateType
 	}
@@ -286,15 +320,20 @@ func verifyFinding(f *Finding, r *Referrer, subject digest.Digest, p *Policy, an
 }
 
 // requireSigned checks that statements of predicateType, verified by at
-// least threshold distinct anchors among signers and passing check, exist.
+// least threshold distinct signers among signers and passing check, exist.
+// Signers are counted by key: each signing key (a key anchor's key, or a
+// certificate's leaf key) counts toward at most one anchor, chosen so that
+// as many anchors as possible are met (a maximum assignment), so one key
+// under two anchor names cannot meet a threshold of 2.
 func requireSigned(rep *Report, what, predicateType string, signers []string, threshold int, check func(*Finding) error) Requirement {
 	req := Requirement{What: what}
 	allowed := map[string]bool{}
 	for _, s := range signers {
 		allowed[s] = true
 	}
-	by := map[string]bool{}
-	var reasons []string
+	keyAnchors := map[string][]string{} // signing key → anchors it met
+	var otherSigners, notMet []string
+	var notMetBy []string
 	for i := range rep.Referrers {
 		f := &rep.Referrers[i]
 		if f.Depth != 1 || !f.provides(predicateType) {
@@ -307,37 +346,127 @@ func requireSigned(rep *Report, what, predicateType string, signers []string, th
 			}
 		}
 		if len(ok) == 0 {
-			reasons = append(reasons, fmt.Sprintf("%s is signed by %v, not by one of %v", short(f.Digest), f.VerifiedBy, signers))
+			otherSigners = append(otherSigners, fmt.Sprintf("%s is signed by %s", short(f.Digest), strings.Join(f.VerifiedBy, ", ")))
 			continue
 		}
 		if err := check(f); err != nil {
-			reasons = append(reasons, fmt.Sprintf("%s: %v", short(f.Digest), err))
+			notMet = append(notMet, fmt.Sprintf("%v (%s)", err, short(f.Digest)))
+			notMetBy = append(notMetBy, ok...)
 			if f.Reason == "" {
 				f.Reason = err.Error()
 			}
 			continue
 		}
 		for _, s := range ok {
-			by[s] = true
+			k, named := f.keys[s]
+			if !named {
+				k = "referrer " + f.Digest.String() // a signature whose key is not named is its own signer
+			}
+			if !contains(keyAnchors[k], s) {
+				keyAnchors[k] = append(keyAnchors[k], s)
+			}
 		}
 	}
-	for s := range by {
+	met := maxAssignment(keyAnchors)
+	for s := range met {
 		req.By = append(req.By, s)
 	}
 	sort.Strings(req.By)
 	req.Satisfied = len(req.By) >= threshold
-	if !req.Satisfied {
-		msg := fmt.Sprintf("%d of %d required distinct signers among %v", len(req.By), threshold, signers)
-		if len(reasons) > 0 {
-			msg += " (" + strings.Join(reasons, "; ") + ")"
-		} else if n := countUntrusted(rep); n > 0 {
-			msg += fmt.Sprintf(" (%d referrers did not verify against a trusted signer: %s)", n, firstReason(rep))
-		} else {
-			msg += " (none found)"
-		}
-		req.Reason = msg
+	if req.Satisfied {
+		return req
 	}
+	if len(req.By) == 0 && len(notMet) > 0 {
+		req.Reason = fmt.Sprintf("signed by a trusted signer (%s), but does not meet the rule: %s", strings.Join(dedupe(notMetBy), ", "), notMet[0])
+		if len(notMet) > 1 {
+			req.Reason += fmt.Sprintf("; %d more such statements", len(notMet)-1)
+		}
+		return req
+	}
+	msg := fmt.Sprintf("%d of %d required distinct signers among %s", len(req.By), threshold, strings.Join(signers, ", "))
+	var why []string
+	if len(req.By) > 0 {
+		why = append(why, "met by "+strings.Join(req.By, ", "))
+	}
+	explained := false
+	if same := sharedKeys(keyAnchors, met); same != "" {
+		why, explained = append(why, same), true
+	}
+	if len(notMet) > 0 {
+		why, explained = append(why, "signed by a trusted signer, but does not meet the rule: "+notMet[0]), true
+	}
+	if len(otherSigners) > 0 {
+		why, explained = append(why, otherSigners[0]+", which this requirement does not accept"), true
+	}
+	if !explained {
+		if n := countUntrusted(rep); n > 0 {
+			why = append(why, fmt.Sprintf("%d referrers did not verify against a trusted signer: %s", n, firstReason(rep)))
+		} else if len(req.By) == 0 {
+			why = append(why, "none found")
+		}
+	}
+	req.Reason = msg + " (" + strings.Join(why, "; ") + ")"
 	return req
+}
+
+// maxAssignment assigns each signing key to at most one anchor and each
+// anchor to at most one key, as many anchors as possible (augmenting
+// paths; the graphs here are tiny). It returns anchor → key.
+func maxAssignment(keyAnchors map[string][]string) map[string]string {
+	owner := map[string]string{}
+	var assign func(key string, seen map[string]bool) bool
+	assign = func(key string, seen map[string]bool) bool {
+		for _, a := range keyAnchors[key] {
+			if seen[a] {
+				continue
+			}
+			seen[a] = true
+			if k, taken := owner[a]; !taken || assign(k, seen) {
+				owner[a] = key
+				return true
+			}
+		}
+		return false
+	}
+	keys := make([]string, 0, len(keyAnchors))
+	for k := range keyAnchors {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		assign(k, map[string]bool{})
+	}
+	return owner
+}
+
+// sharedKeys explains anchors left unmet because their only signatures
+// came from a key already counted for another anchor.
+func sharedKeys(keyAnchors map[string][]string, met map[string]string) string {
+	for _, anchors := range keyAnchors {
+		if len(anchors) < 2 {
+			continue
+		}
+		var unmet []string
+		for _, a := range anchors {
+			if _, ok := met[a]; !ok {
+				unmet = append(unmet, a)
+			}
+		}
+		if len(unmet) > 0 {
+			return fmt.Sprintf("%s signed with the same key as another anchor (%s); one key counts as one signer", strings.Join(unmet, ", "), strings.Join(anchors, ", "))
+		}
+	}
+	return ""
+}
+
+func dedupe(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if !contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func countUntrusted(rep *Report) int {
@@ -405,25 +534,32 @@ func checkSLSA(r *SLSARule, predicate json.RawMessage, now time.Time) error {
 		return fmt.Errorf("SLSA predicate: %w", err)
 	}
 	if len(r.BuilderIDs) > 0 && !contains(r.BuilderIDs, p.RunDetails.Builder.ID) {
-		return fmt.Errorf("builder id %q is not one of %v", p.RunDetails.Builder.ID, r.BuilderIDs)
+		return fmt.Errorf("builder id %q is not one of %s", p.RunDetails.Builder.ID, quoteList(r.BuilderIDs))
 	}
 	if len(r.BuildTypes) > 0 && !contains(r.BuildTypes, p.BuildDefinition.BuildType) {
-		return fmt.Errorf("build type %q is not one of %v", p.BuildDefinition.BuildType, r.BuildTypes)
+		return fmt.Errorf("build type %q is not one of %s", p.BuildDefinition.BuildType, quoteList(r.BuildTypes))
 	}
 	for k, want := range r.ExternalParameters {
 		got, ok := p.BuildDefinition.ExternalParameters[k]
-		if !ok || fmt.Sprint(got) != want {
-			return fmt.Errorf("external parameter %s is %v, want %q", k, got, want)
+		if !ok {
+			return fmt.Errorf("external parameter %s is missing, want %q", k, want)
+		}
+		if s, isString := got.(string); !isString || s != want {
+			js, _ := json.Marshal(got)
+			return fmt.Errorf("external parameter %s is %s, want %q", k, js, want)
 		}
 	}
 	for _, d := range r.Dependencies {
-		if !hasDependency(p.BuildDefinition.ResolvedDependencies, d) {
+		if found, refused := hasDependency(p.BuildDefinition.ResolvedDependencies, d); !found {
+			if refused != "" {
+				return errors.New(refused)
+			}
 			want := d.URI
 			if want == "" {
 				want = d.URIPrefix + "…"
 			}
 			if len(d.Digest) > 0 {
-				want += fmt.Sprintf(" with digest %v", d.Digest)
+				want += " with digest " + digestList(d.Digest)
 			}
 			return fmt.Errorf("no resolved dependency %s", want)
 		}
@@ -450,20 +586,32 @@ func checkSLSA(r *SLSARule, predicate json.RawMessage, now time.Time) error {
 	return nil
 }
 
-func hasDependency(deps []Dependency, want DependencyRule) bool {
+// hasDependency reports whether deps has one meeting want; when none does,
+// refused says why a dependency under want's prefix was not taken (a dot
+// segment, an encoded slash), if one was.
+func hasDependency(deps []Dependency, want DependencyRule) (found bool, refused string) {
 	for _, d := range deps {
-		if want.URI != "" && d.URI != want.URI || want.URIPrefix != "" && !strings.HasPrefix(d.URI, want.URIPrefix) {
+		if want.URI != "" && d.URI != want.URI {
 			continue
+		}
+		if want.URIPrefix != "" {
+			under, err := underPrefix(d.URI, want.prefix)
+			if err != nil && refused == "" {
+				refused = err.Error()
+			}
+			if !under {
+				continue
+			}
 		}
 		ok := true
 		for alg, v := range want.Digest {
 			ok = ok && d.Digest[alg] == v
 		}
 		if ok {
-			return true
+			return true, ""
 		}
 	}
-	return false
+	return false, refused
 }
 
 func contains(list []string, s string) bool {
@@ -473,4 +621,23 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// quoteList prints names as "a", "b" for a reason (never Go's [a b]).
+func quoteList(list []string) string {
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// digestList prints digests as sha256:…, sorted by algorithm.
+func digestList(d map[string]string) string {
+	var out []string
+	for alg, v := range d {
+		out = append(out, alg+":"+v)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }

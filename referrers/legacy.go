@@ -87,8 +87,8 @@ func legacySignatures(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model
 			if err != nil {
 				continue
 			}
-			if sv.VerifySignature(bytes.NewReader(sig), bytes.NewReader(payload)) == nil && !contains(f.VerifiedBy, name) {
-				f.VerifiedBy = append(f.VerifiedBy, name)
+			if sv.VerifySignature(bytes.NewReader(sig), bytes.NewReader(payload)) == nil {
+				f.verifiedBy(name, keyFingerprint(v.pub))
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -52,11 +53,24 @@ type Anchor struct {
 	Notation *NotationAnchor `json:"notation,omitempty"`
 }
 
-// X509Anchor trusts a company PKI.
+// X509Anchor trusts a company PKI; X509Constraints says what each field
+// means.
 type X509Anchor struct {
-	Roots   string   `json:"roots"`
+	// Roots is a PEM file of root certificates.
+	Roots string `json:"roots"`
+	// Subject is an RFC 4514 distinguished name: each attribute it names
+	// must occur exactly once in the leaf's subject, with this value.
 	Subject string   `json:"subject,omitempty"`
 	SANs    []string `json:"sans,omitempty"`
+	// AllowMissingCodeSigningEKU accepts a leaf with no extended key usage
+	// at all (an older PKI); by default codeSigning is required.
+	AllowMissingCodeSigningEKU bool `json:"allowMissingCodeSigningEKU,omitempty"`
+	// CRLs are CRL files (PEM or DER); when given, every certificate below
+	// the root must be covered by its issuer's CRL and not revoked.
+	CRLs []string `json:"crls,omitempty"`
+	// CRLGracePeriod is how long past its nextUpdate a CRL is still used
+	// (Go duration, "24h"); by default a stale CRL fails closed.
+	CRLGracePeriod string `json:"crlGracePeriod,omitempty"`
 }
 
 // KeylessAnchor trusts a keyless identity under a Sigstore trusted root.
@@ -114,6 +128,27 @@ type AttestationRule struct {
 	// Threshold is how many distinct signers must attest; 0 means 1.
 	Threshold int       `json:"threshold,omitempty"`
 	SLSA      *SLSARule `json:"slsa,omitempty"`
+	// VSA is required for a verification summary requirement: which
+	// verifiers, policies and ages make a summary count.
+	VSA *VSARule `json:"vsa,omitempty"`
+}
+
+// VSARule says which SLSA verification summaries count. A summary counts
+// only when its verificationResult is PASSED, its subject and resourceUri
+// name the model's digest (the repository in resourceUri may differ: a
+// copy, an air gap), its verifier id is one of VerifierIDs, its policy
+// digest one of PolicyDigests and it is younger than MaxAge. Every field is
+// required.
+type VSARule struct {
+	// VerifierIDs are the verifier ids accepted (verify --verifier-id).
+	VerifierIDs []string `json:"verifierIDs"`
+	// PolicyDigests are the digests of the policies whose decisions are
+	// accepted ("sha256:…", as verify reports its policy).
+	PolicyDigests []string `json:"policyDigests"`
+	// MaxAge bounds how long ago the summary was made (Go duration, "24h").
+	MaxAge string `json:"maxAge"`
+
+	maxAge time.Duration
 }
 
 // SLSARule constrains a SLSA provenance v1 predicate.
@@ -133,9 +168,17 @@ type SLSARule struct {
 // DependencyRule requires a resolved dependency: by exact URI, or by URI
 // prefix, and with these digests when given.
 type DependencyRule struct {
-	URI       string            `json:"uri,omitempty"`
+	// URI must equal the dependency's uri exactly.
+	URI string `json:"uri,omitempty"`
+	// URIPrefix is a URL (scheme, host, path) the dependency must lie under:
+	// same scheme and host, and the prefix's path a whole-segment prefix of
+	// the dependency's ("…/approved" does not cover "…/approved-evil/x").
+	// A dependency whose path has a dot segment ("..", also
+	// percent-encoded) or an encoded slash is refused.
 	URIPrefix string            `json:"uriPrefix,omitempty"`
 	Digest    map[string]string `json:"digest,omitempty"`
+
+	prefix *url.URL
 }
 
 // LoadPolicy reads and checks a policy file. The checks here are the whole
@@ -307,11 +350,45 @@ func (p *Policy) compileAttestation(a AttestationRule, where string) (Attestatio
 		}
 		a.SLSA = &s
 	}
+	switch {
+	case a.PredicateType == PredicateVSA && a.VSA == nil:
+		return a, fmt.Errorf("%w: %s: a verification summary requirement needs a vsa block (verifierIDs, policyDigests, maxAge): without it any summary, even FAILED or made under another policy, would count", ErrPolicy, where)
+	case a.VSA != nil && a.PredicateType != PredicateVSA:
+		return a, fmt.Errorf("%w: %s: vsa checks need predicateType %s", ErrPolicy, where, PredicateVSA)
+	case a.VSA != nil:
+		v, err := compileVSA(*a.VSA, where+".vsa")
+		if err != nil {
+			return a, err
+		}
+		a.VSA = &v
+	}
 	return a, nil
+}
+
+// compileVSA checks a rule's verification summary constraints.
+func compileVSA(v VSARule, where string) (VSARule, error) {
+	if len(v.VerifierIDs) == 0 {
+		return v, fmt.Errorf("%w: %s: no verifierIDs", ErrPolicy, where)
+	}
+	if len(v.PolicyDigests) == 0 {
+		return v, fmt.Errorf("%w: %s: no policyDigests", ErrPolicy, where)
+	}
+	for _, d := range v.PolicyDigests {
+		if _, err := digest.Parse(d); err != nil {
+			return v, fmt.Errorf("%w: %s: policy digest %q: want sha256:<64 hex digits>", ErrPolicy, where, d)
+		}
+	}
+	d, err := time.ParseDuration(v.MaxAge)
+	if err != nil || d <= 0 {
+		return v, fmt.Errorf("%w: %s: maxAge %q: want a positive Go duration such as 24h", ErrPolicy, where, v.MaxAge)
+	}
+	v.maxAge = d
+	return v, nil
 }
 
 // compileSLSA checks a rule's SLSA provenance constraints.
 func compileSLSA(s SLSARule, where string) (SLSARule, error) {
+	s.Dependencies = append([]DependencyRule(nil), s.Dependencies...)
 	if s.MaxAge != "" {
 		d, err := time.ParseDuration(s.MaxAge)
 		if err != nil || d <= 0 {
@@ -319,10 +396,18 @@ func compileSLSA(s SLSARule, where string) (SLSARule, error) {
 		}
 		s.maxAge = d
 	}
-	for k, d := range s.Dependencies {
+	for k := range s.Dependencies {
+		d := &s.Dependencies[k]
 		dw := fmt.Sprintf("%s.dependencies[%d]", where, k)
 		if (d.URI == "") == (d.URIPrefix == "") {
 			return s, fmt.Errorf("%w: %s: want exactly one of uri, uriPrefix", ErrPolicy, dw)
+		}
+		if d.URIPrefix != "" {
+			u, err := parsePrefix(d.URIPrefix)
+			if err != nil {
+				return s, fmt.Errorf("%w: %s: uriPrefix %q: %w", ErrPolicy, dw, d.URIPrefix, err)
+			}
+			d.prefix = u
 		}
 		for alg, v := range d.Digest {
 			if !lowerHex.MatchString(v) {

@@ -256,6 +256,10 @@ func TestSchemaAndLoaderAgree(t *testing.T) {
 		"no models":             "version: 1\nmodels: []\n",
 		"no signers":            strings.Replace(ok, "signers: [k]", "signers: []", 1),
 		"uppercase digest":      ok + "    attestations:\n      - predicateType: slsaprovenance1\n        signers: [k]\n        slsa: {dependencies: [{uri: a, digest: {sha256: ABC}}]}\n",
+		"vsa without its block": ok + "    attestations:\n      - predicateType: vsa\n        signers: [k]\n",
+		"vsa without maxAge":    ok + "    attestations:\n      - predicateType: vsa\n        signers: [k]\n        vsa: {verifierIDs: [x], policyDigests: [\"sha256:" + strings.Repeat("a", 64) + "\"]}\n",
+		"slsaprovenance (v0.2)": ok + "    attestations:\n      - predicateType: slsaprovenance\n        signers: [k]\n",
+		"upper-case key":        strings.Replace(ok, "signatures:", "SIGNATURES:", 1),
 	} {
 		if validatePolicySchema(t, []byte(body)) == nil {
 			t.Errorf("%s: the schema accepts it", name)

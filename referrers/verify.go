@@ -1,7 +1,6 @@
 package referrers
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
@@ -36,10 +34,9 @@ type Verifier struct {
 	policy []verify.PolicyOption
 	// pub is the trusted public key of a key anchor (legacy signatures).
 	pub crypto.PublicKey
-	// x509Roots and x509, for a company PKI, replace sigstore-go's
-	// certificate checks (made for Fulcio certificates).
-	x509Roots *x509.CertPool
-	x509      *X509Constraints
+	// x509, for a company PKI, replaces sigstore-go's certificate checks
+	// (made for Fulcio certificates).
+	x509 *x509Anchor
 	// notation, for a Notary Project anchor, replaces all of the above.
 	notation *notationVerifier
 }
@@ -84,101 +81,10 @@ func LoadKeyVerifier(ctx context.Context, name, ref string) (*Verifier, error) {
 	return NewKeyVerifier(name, pub)
 }
 
-// X509Constraints narrow which certificates of a trusted PKI may sign.
-type X509Constraints struct {
-	// Subject, when set, must equal the leaf's subject DN as Go prints it
-	// ("CN=ml-release,O=Acme").
-	Subject string
-	// SANs, when set, must all be among the leaf's SANs (email, URI, DNS).
-	SANs []string
-}
-
-// NewX509Verifier trusts certificates that chain to one of the roots (PEM)
-// through the intermediates the bundle carries, valid now, allowed for
-// code signing, and that meet c. A company PKI's certificates carry no
-// Fulcio extensions, so the chain is checked with crypto/x509 and the DSSE
-// signature with the leaf's key.
-func NewX509Verifier(name string, rootsPEM []byte, c X509Constraints) (*Verifier, error) {
-	certs, err := cryptoutils.UnmarshalCertificatesFromPEM(rootsPEM)
-	if err != nil || len(certs) == 0 {
-		return nil, fmt.Errorf("trusted roots %s: no PEM certificate found", name)
-	}
-	pool := x509.NewCertPool()
-	for _, r := range certs {
-		pool.AddCert(r)
-	}
-	return &Verifier{Name: name, x509Roots: pool, x509: &c}, nil
-}
-
-// verifyX509 checks a bundle signed with a certificate chain.
-func (v *Verifier) verifyX509(b *bundle.Bundle) error {
-	vm := b.GetVerificationMaterial()
-	var ders [][]byte
-	if ch := vm.GetX509CertificateChain(); ch != nil {
-		for _, c := range ch.GetCertificates() {
-			ders = append(ders, c.GetRawBytes())
-		}
-	} else if c := vm.GetCertificate(); c != nil {
-		ders = append(ders, c.GetRawBytes())
-	}
-	if len(ders) == 0 {
-		return fmt.Errorf("bundle carries no certificate")
-	}
-	leaf, err := x509.ParseCertificate(ders[0])
-	if err != nil {
-		return fmt.Errorf("leaf certificate: %w", err)
-	}
-	inter := x509.NewCertPool()
-	for _, d := range ders[1:] {
-		c, err := x509.ParseCertificate(d)
-		if err != nil {
-			return fmt.Errorf("intermediate certificate: %w", err)
-		}
-		inter.AddCert(c)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: v.x509Roots, Intermediates: inter,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}); err != nil {
-		return fmt.Errorf("certificate chain: %w", err)
-	}
-	if err := v.x509.check(leaf); err != nil {
-		return err
-	}
-	env := b.GetDsseEnvelope()
-	sv, err := signature.LoadDefaultVerifier(leaf.PublicKey)
-	if err != nil {
-		return err
-	}
-	pae := dsse.PAE(env.GetPayloadType(), env.GetPayload())
-	if err := sv.VerifySignature(bytes.NewReader(env.GetSignatures()[0].GetSig()), bytes.NewReader(pae)); err != nil {
-		return fmt.Errorf("signature: %w", err)
-	}
-	return nil
-}
-
-func (c *X509Constraints) check(leaf *x509.Certificate) error {
-	if c.Subject != "" && leaf.Subject.String() != c.Subject {
-		return fmt.Errorf("certificate subject %q, want %q", leaf.Subject.String(), c.Subject)
-	}
-	have := map[string]bool{}
-	for _, e := range leaf.EmailAddresses {
-		have[e] = true
-	}
-	for _, u := range leaf.URIs {
-		have[u.String()] = true
-	}
-	for _, d := range leaf.DNSNames {
-		have[d] = true
-	}
-	for _, s := range c.SANs {
-		if !have[s] {
-			return fmt.Errorf("certificate has no SAN %q", s)
-		}
-	}
-	return nil
-}
-
 // KeylessIdentity is who may sign keylessly: the OIDC issuer and the
-// certificate's subject (SAN), each exact or a regular expression.
+// certificate's subject (SAN), each exact or a regular expression. A
+// regular expression must match the whole string, as if written between
+// ^ and $ (cosign and sigstore-go match anywhere in it unless anchored).
 type KeylessIdentity struct {
 	Issuer, IssuerRegExp   string
 	Subject, SubjectRegExp string
@@ -197,14 +103,15 @@ func NewKeylessVerifier(name string, trustedRootJSON []byte, id KeylessIdentity)
 // NewKeylessVerifierWithMaterial is NewKeylessVerifier with trusted material
 // already in memory (a private Sigstore deployment, tests).
 func NewKeylessVerifierWithMaterial(name string, tm root.TrustedMaterial, id KeylessIdentity) (*Verifier, error) {
-	for _, re := range []string{id.IssuerRegExp, id.SubjectRegExp} {
+	issuerRE, subjectRE := wholeString(id.IssuerRegExp), wholeString(id.SubjectRegExp)
+	for _, re := range []string{issuerRE, subjectRE} {
 		if re != "" {
 			if _, err := regexp.Compile(re); err != nil {
 				return nil, fmt.Errorf("keyless identity %s: %w", name, err)
 			}
 		}
 	}
-	certID, err := verify.NewShortCertificateIdentity(id.Issuer, id.IssuerRegExp, id.Subject, id.SubjectRegExp)
+	certID, err := verify.NewShortCertificateIdentity(id.Issuer, issuerRE, id.Subject, subjectRE)
 	if err != nil {
 		return nil, fmt.Errorf("keyless identity %s: %w", name, err)
 	}
@@ -213,6 +120,40 @@ func NewKeylessVerifierWithMaterial(name string, tm root.TrustedMaterial, id Key
 		return nil, fmt.Errorf("keyless identity %s: %w", name, err)
 	}
 	return &Verifier{Name: name, sv: v, policy: []verify.PolicyOption{verify.WithCertificateIdentity(certID)}}, nil
+}
+
+// signingKey names the key that made a verified bundle's signature: the
+// anchor's key for a key anchor, else the leaf certificate's key. Distinct
+// signers are counted by it, so one key is one signer whatever it is called.
+func (v *Verifier) signingKey(b *bundle.Bundle) string {
+	if v.pub != nil {
+		return keyFingerprint(v.pub)
+	}
+	leaf, _, err := bundleCertificates(b)
+	if err != nil {
+		return ""
+	}
+	return keyFingerprint(leaf.PublicKey)
+}
+
+// keyFingerprint is the sha256 of a public key's PKIX encoding ("" when it
+// has none).
+func keyFingerprint(pub crypto.PublicKey) string {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return ""
+	}
+	return digest.FromBytes(der).String()
+}
+
+// wholeString anchors a regular expression to the whole string: an
+// unanchored `ml-release@acme\.example` would accept
+// ml-release@acme.example.evil.test.
+func wholeString(re string) string {
+	if re == "" {
+		return ""
+	}
+	return "^(?:" + re + ")$"
 }
 
 // Verify checks bundleJSON: its signature against the trusted signer, and

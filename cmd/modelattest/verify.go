@@ -85,6 +85,7 @@ func newVerifyCmd() *cobra.Command {
 	var layout bool
 	var policy string
 	var vsa bool
+	var verifierID string
 	var sf signerFlags
 	var ev eventFlags
 	cmd := &cobra.Command{
@@ -100,7 +101,8 @@ Exit codes: 0 the policy is satisfied (or the rule is warn/audit), 3 it is
 not, 1 verification could not run.`,
 		Example: `  modelattest verify --policy policy.yaml registry.example/models/llama:v1
   modelattest verify --policy policy.yaml --format json registry.example/models/llama@sha256:…
-  modelattest verify --policy policy.yaml --oci-layout ./airgap:v1`,
+  modelattest verify --policy policy.yaml --oci-layout ./airgap:v1
+  modelattest verify --policy policy.yaml --attach-vsa --verifier-id https://ci.acme.example/model-gate --key gate.key REF`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := of.check("text", "json"); err != nil {
@@ -108,6 +110,9 @@ not, 1 verification could not run.`,
 			}
 			if policy == "" {
 				return usageError{fmt.Errorf("verify needs --policy FILE")}
+			}
+			if vsa && verifierID == "" {
+				return usageError{fmt.Errorf("--attach-vsa needs --verifier-id URI (who verified; a consumer's rule lists the ids it accepts)")}
 			}
 			if err := ev.open(cmd, of.format); err != nil {
 				return err
@@ -127,7 +132,8 @@ not, 1 verification could not run.`,
 			rep, err := verifyModel(cmd, policy, t, layout, desc, cmd.OutOrStdout(), of.format)
 			ev.record(events.FaceVerify, args[0], t.PolicyName(), desc.Digest, rep, err)
 			if vsa && rep != nil {
-				d, aerr := referrers.AttachVSA(cmd.Context(), t, desc, s, rep, filepath.Base(policy))
+				d, aerr := referrers.AttachVSA(cmd.Context(), t, desc, s, rep,
+					referrers.VSAOptions{VerifierID: verifierID, PolicyURI: filepath.Base(policy)})
 				if aerr != nil {
 					return aerr
 				}
@@ -139,6 +145,7 @@ not, 1 verification could not run.`,
 	sf.add(cmd.Flags())
 	ev.add(cmd.Flags())
 	cmd.Flags().BoolVar(&vsa, "attach-vsa", false, "sign a SLSA verification summary of the result (with --key or --keyless) and attach it to the model")
+	cmd.Flags().StringVar(&verifierID, "verifier-id", "", "with --attach-vsa: the verifier id (a URI naming this verifier) the summary carries")
 	rf.add(cmd.Flags())
 	cmd.Flags().StringVar(&of.format, "format", "text", "output format: text, json")
 	cmd.Flags().BoolVar(&layout, "oci-layout", false, "REF is an OCI image layout DIR[:TAG|@DIGEST]")
