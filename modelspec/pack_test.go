@@ -255,6 +255,8 @@ func TestScanExcludes(t *testing.T) {
 		want string
 	}{
 		{"defaults and ignore files", nil, "config.json eval/keep.log eval/scores.json model.safetensors"},
+		{"a file taken back from a folder's contents", []ScanOption{WithExclude("eval/*"), WithExclude("!eval/scores.json")},
+			"config.json eval/scores.json model.safetensors"},
 		{"--exclude wins over the ignore file", []ScanOption{WithExclude("eval/"), WithExclude("!sub/big.ckpt")},
 			"config.json model.safetensors sub/big.ckpt"},
 		{"without defaults", []ScanOption{WithoutDefaultExcludes()},
