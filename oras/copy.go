@@ -102,11 +102,6 @@ func shortName(d ocispec.Descriptor) string {
 // index on an OCI layout. What it returns only locates candidates: a
 // verifier must fetch each manifest and check it.
 func Referrers(ctx context.Context, t content.ReadOnlyGraphStorage, desc ocispec.Descriptor, artifactType string) ([]ocispec.Descriptor, error) {
-	if tgt, ok := t.(*Target); ok {
-		// oras-go asks the store itself for the Referrers API; through the
-		// wrapper it would fall back to fetching every predecessor.
-		t = tgt.GraphTarget
-	}
 	refs, err := registry.Referrers(ctx, t, desc, artifactType)
 	if err != nil {
 		return nil, fmt.Errorf("referrers of %s: %w", desc.Digest, err)

@@ -30,10 +30,10 @@ const parallelParts = 4
 // errNoRanges says the registry ignored a Range header: fetch in one stream.
 var errNoRanges = errors.New("registry does not serve byte ranges")
 
-// fetchRanges downloads desc from repo into f in parallel byte ranges while
+// fetchRanges downloads desc from src into f in parallel byte ranges while
 // one goroutine hashes the file in order, right behind the writers. It
 // returns ErrIntegrity-wrapped errors for bytes that do not match desc.
-func fetchRanges(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, f *os.File, t Tracker) error {
+func fetchRanges(ctx context.Context, src RangeFetcher, desc ocispec.Descriptor, f *os.File, t Tracker) error {
 	if desc.Digest.Algorithm() != digest.SHA256 {
 		return errNoRanges
 	}
@@ -67,7 +67,7 @@ func fetchRanges(ctx context.Context, repo *remote.Repository, desc ocispec.Desc
 	defer stop()
 	for _, s := range spans {
 		g.Go(func() error {
-			body, err := getRange(gctx, repo, desc, s.off, s.end-1)
+			body, err := src.FetchRange(gctx, desc, s.off, s.end-1)
 			if err != nil {
 				fail(err)
 				return err

@@ -146,7 +146,7 @@ func newAuthClient(host string, opts RemoteOptions) (*auth.Client, error) {
 		base = &http.Client{Transport: tr}
 	}
 	hc := *base
-	rt := retry.NewTransport(base.Transport)
+	rt := retry.NewTransport(lengthBlind{base.Transport})
 	if opts.RetryPolicy != nil {
 		rt.Policy = func() retry.Policy { return opts.RetryPolicy }
 	}

@@ -328,7 +328,7 @@ func (v *Verifier) VerifyNotation(ctx context.Context, subject ocispec.Descripto
 	leaf := si.CertificateChain[0]
 	if nv.subjects != nil {
 		if err := nv.matchIdentity(leaf); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrVerification, err)
+			return nil, fmt.Errorf("%w: %w", ErrVerification, err)
 		}
 	}
 	sig := &NotationSignature{Format: env.Format(), SigningScheme: string(si.SignedAttributes.SigningScheme),

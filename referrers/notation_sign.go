@@ -49,7 +49,7 @@ func NewNotationSigner(key crypto.PrivateKey, chain []*x509.Certificate) (*Notat
 	}
 	s, err := notarysigner.NewGenericSigner(key, chain)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrKey, err)
+		return nil, fmt.Errorf("%w: %w", ErrKey, err)
 	}
 	return &NotationSigner{signer: s, Identity: chain[0].Subject.String()}, nil
 }
@@ -61,22 +61,22 @@ func NewNotationSigner(key crypto.PrivateKey, chain []*x509.Certificate) (*Notat
 func LoadNotationSigner(ctx context.Context, ref string, chainPEM []byte, password PasswordFunc) (*NotationSigner, error) {
 	chain, err := parseCertificates(chainPEM)
 	if err != nil {
-		return nil, fmt.Errorf("%w: certificate chain: %v", ErrKey, err)
+		return nil, fmt.Errorf("%w: certificate chain: %w", ErrKey, err)
 	}
 	ks, err := signature.ExtractKeySpec(chain[0])
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %v", ErrKey, ref, err)
+		return nil, fmt.Errorf("%w %s: %w", ErrKey, ref, err)
 	}
 	var sv sigstoresig.SignerVerifier
 	if !strings.Contains(ref, "://") {
 		raw, err := os.ReadFile(ref)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrKey, err)
+			return nil, fmt.Errorf("%w: %w", ErrKey, err)
 		}
 		if b, _ := pem.Decode(raw); b != nil && (b.Type == "PRIVATE KEY" || b.Type == "EC PRIVATE KEY" || b.Type == "RSA PRIVATE KEY") {
 			priv, err := cryptoutils.UnmarshalPEMToPrivateKey(raw, cryptoutils.SkipPassword)
 			if err != nil {
-				return nil, fmt.Errorf("%w %s: %v", ErrKey, ref, err)
+				return nil, fmt.Errorf("%w %s: %w", ErrKey, ref, err)
 			}
 			return NewNotationSigner(priv, chain)
 		}
@@ -93,12 +93,12 @@ func LoadNotationSigner(ctx context.Context, ref string, chainPEM []byte, passwo
 			return nil, fmt.Errorf("%w %s: only ECDSA keys sign Notary Project signatures through a KMS", ErrKey, ref)
 		}
 		if sv, err = kms.Get(ctx, ref, ks.SignatureAlgorithm().Hash()); err != nil {
-			return nil, fmt.Errorf("%w %s: %v", ErrKey, ref, err)
+			return nil, fmt.Errorf("%w %s: %w", ErrKey, ref, err)
 		}
 	}
 	pub, err := sv.PublicKey()
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %v", ErrKey, ref, err)
+		return nil, fmt.Errorf("%w %s: %w", ErrKey, ref, err)
 	}
 	if k, ok := pub.(*ecdsa.PublicKey); !ok || !k.Equal(chain[0].PublicKey) {
 		return nil, fmt.Errorf("%w %s: the certificate %q is not for this key", ErrKey, ref, chain[0].Subject)
@@ -126,7 +126,7 @@ func (k *kmsNotarySigner) Sign(payload []byte) ([]byte, []*x509.Certificate, err
 	}
 	var rs struct{ R, S *big.Int }
 	if rest, err := asn1.Unmarshal(der, &rs); err != nil || len(rest) > 0 {
-		return nil, nil, fmt.Errorf("KMS signature is not ASN.1 ECDSA: %v", err)
+		return nil, nil, fmt.Errorf("KMS signature is not ASN.1 ECDSA: %w", err)
 	}
 	n := (k.spec.Size + 7) / 8
 	raw := make([]byte, 2*n)

@@ -212,7 +212,7 @@ func VerifyOMSDirectory(v *Verifier, dir string) (*Statement, error) {
 		return nil, err
 	}
 	if err := CheckOMS(st, files); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrVerification, err)
+		return nil, fmt.Errorf("%w: %w", ErrVerification, err)
 	}
 	return st, nil
 }

@@ -133,10 +133,10 @@ func (p Provenance) Predicate() (json.RawMessage, error) {
 func ValidateProvenance(predicate json.RawMessage) error {
 	var p slsa.Provenance
 	if err := protojson.Unmarshal(predicate, &p); err != nil {
-		return fmt.Errorf("%w: SLSA provenance v1: %v", ErrPredicate, err)
+		return fmt.Errorf("%w: SLSA provenance v1: %w", ErrPredicate, err)
 	}
 	if err := p.Validate(); err != nil {
-		return fmt.Errorf("%w: SLSA provenance v1: %v", ErrPredicate, err)
+		return fmt.Errorf("%w: SLSA provenance v1: %w", ErrPredicate, err)
 	}
 	for i, rd := range p.GetBuildDefinition().GetResolvedDependencies() {
 		if err := checkDependency(Dependency{URI: rd.GetUri(), Digest: rd.GetDigest()}, i); err != nil {

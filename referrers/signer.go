@@ -77,7 +77,7 @@ func LoadSigner(ctx context.Context, ref string, password PasswordFunc) (*Signer
 	}
 	kp, err := newKeypair(sv)
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %v", ErrKey, ref, err)
+		return nil, fmt.Errorf("%w %s: %w", ErrKey, ref, err)
 	}
 	return &Signer{keypair: kp, Identity: "key " + string(kp.GetHint())}, nil
 }
@@ -85,7 +85,7 @@ func LoadSigner(ctx context.Context, ref string, password PasswordFunc) (*Signer
 func loadKeyFile(path string, password PasswordFunc) (signature.SignerVerifier, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrKey, err)
+		return nil, fmt.Errorf("%w: %w", ErrKey, err)
 	}
 	block, _ := pem.Decode(raw)
 	if block == nil {
@@ -104,11 +104,11 @@ func loadKeyFile(path string, password PasswordFunc) (signature.SignerVerifier, 
 	case "PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY":
 		priv, err := cryptoutils.UnmarshalPEMToPrivateKey(raw, cryptoutils.SkipPassword)
 		if err != nil {
-			return nil, fmt.Errorf("%w %s: %v", ErrKey, path, err)
+			return nil, fmt.Errorf("%w %s: %w", ErrKey, path, err)
 		}
 		sv, err := signature.LoadDefaultSignerVerifier(priv)
 		if err != nil {
-			return nil, fmt.Errorf("%w %s: %v", ErrKey, path, err)
+			return nil, fmt.Errorf("%w %s: %w", ErrKey, path, err)
 		}
 		return sv, nil
 	case "ENCRYPTED PRIVATE KEY":
@@ -123,11 +123,11 @@ func loadKeyFile(path string, password PasswordFunc) (signature.SignerVerifier, 
 func NewSigner(priv crypto.Signer) (*Signer, error) {
 	sv, err := signature.LoadDefaultSignerVerifier(priv)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrKey, err)
+		return nil, fmt.Errorf("%w: %w", ErrKey, err)
 	}
 	kp, err := newKeypair(sv)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrKey, err)
+		return nil, fmt.Errorf("%w: %w", ErrKey, err)
 	}
 	return &Signer{keypair: kp, Identity: "key " + string(kp.GetHint())}, nil
 }

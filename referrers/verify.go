@@ -182,7 +182,7 @@ func (v *Verifier) VerifyStatementOnly(bundleJSON []byte) (*Statement, error) {
 func checkBundle(bundleJSON []byte) (*bundle.Bundle, error) {
 	b, err := ParseBundle(bundleJSON)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrVerification, err)
+		return nil, fmt.Errorf("%w: %w", ErrVerification, err)
 	}
 	env := b.GetDsseEnvelope()
 	if env == nil {
@@ -214,14 +214,14 @@ func (v *Verifier) verifyParsed(b *bundle.Bundle, artifact verify.ArtifactPolicy
 	}
 	if v.x509 != nil {
 		if err := v.verifyX509(b); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrVerification, v.Name, err)
+			return nil, fmt.Errorf("%w: %s: %w", ErrVerification, v.Name, err)
 		}
 	} else if _, err := v.sv.Verify(b, verify.NewPolicy(artifact, v.policy...)); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, v.Name, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrVerification, v.Name, err)
 	}
 	st, err := ParseStatement(b.GetDsseEnvelope().GetPayload())
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrVerification, err)
+		return nil, fmt.Errorf("%w: %w", ErrVerification, err)
 	}
 	if subject != "" && !st.Names(subject) {
 		return nil, fmt.Errorf("%w: statement does not name %s", ErrVerification, subject)
