@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/modelattest/modelattest/internal/regtest"
 	"github.com/modelattest/modelattest/oras"
 )
@@ -52,6 +54,16 @@ func TestPullOutputDirectory(t *testing.T) {
 	var ce *oras.ConflictError
 	if !errors.As(err, &ce) || ce.Path != "config.json" || ce.Found != "folder" {
 		t.Fatalf("err = %v, want a ConflictError for config.json", err)
+	}
+	// With verified blobs kept from an earlier pull, the message names the
+	// staging folder that holds them.
+	staging := filepath.Join(filepath.Dir(conflict), ".out.modelattest-partial")
+	os.Mkdir(staging, 0o700)
+	readme, _ := os.ReadFile(filepath.Join(model, "README.md"))
+	os.WriteFile(filepath.Join(staging, digest.FromBytes(readme).Encoded()), readme, 0o600)
+	_, err = oras.Pull(ctx, tgt, desc, conflict, oras.PullOptions{})
+	if !errors.As(err, &ce) || ce.Staging != staging || !strings.Contains(err.Error(), "1 verified blobs kept in "+staging) {
+		t.Fatalf("err = %v (staging %q), want the conflict naming %s", err, ce.Staging, staging)
 	}
 }
 

@@ -39,7 +39,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	report, err := referrers.VerifyModel(ctx, target, target.Name, model, policy, referrers.VerifyOptions{})
+	report, err := referrers.VerifyModel(ctx, target, target.PolicyName(), model, policy, referrers.VerifyOptions{})
 	var refused *referrers.PolicyError
 	switch {
 	case errors.As(err, &refused):
