@@ -200,6 +200,24 @@ models:
 		c.refused(t, prov(t, "prefix/sibling", "s3://acme-datasets/approved-evil/x.parquet"), "no resolved dependency s3://acme-datasets/approved…")
 	})
 
+	t.Run("trusted key, wrong builder: the Error line blames the rule", func(t *testing.T) {
+		tgt, desc, ref := w.model("models/blame")
+		w.sign(tgt, desc, w.release)
+		w.oms(tgt, desc, w.release)
+		w.attest(tgt, desc, w.release, provenance(t, "https://laptop.example/me", goodDataset))
+		out, code := maCode(t, "verify", "--plain-http", "--policy", w.policy, ref)
+		var errLines []string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "Error:") {
+				errLines = append(errLines, l)
+			}
+		}
+		want := `attestation https://slsa.dev/provenance/v1: signed by a trusted signer (release), but does not meet the rule: builder id "https://laptop.example/me" is not one of "` + goodBuilder + `"`
+		if code != 3 || len(errLines) != 1 || !strings.Contains(errLines[0], want) || strings.ContainsAny(errLines[0], "[]") || strings.Contains(errLines[0], "of 1 required") {
+			t.Fatalf("exit %d, want 3 and one Error line with %q:\n%s", code, want, out)
+		}
+	})
+
 	// The policy text: keys matched byte for byte, no duplicates, no
 	// slsaprovenance alias. Each policy below loaded on the old code, and
 	// the first two let a laptop build pass a rule written for CI.

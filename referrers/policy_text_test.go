@@ -127,3 +127,57 @@ func TestCompilePolicyInCode(t *testing.T) {
 		}
 	}
 }
+
+// TestReasonsBlameTheRightThing: a statement by a trusted signer that fails
+// the rule is reported as such, not as a missing signer; the error is the
+// model and the first failing requirement, with no Go slice or map syntax.
+// The old reason was "0 of 1 required distinct signers among [release]
+// (…: builder id … is not one of [https://…])", and the error repeated
+// every failing requirement.
+func TestReasonsBlameTheRightThing(t *testing.T) {
+	ctx := context.Background()
+	lay, _ := oras.OpenLayout(copyLayout(t))
+	model, _ := oras.Resolve(ctx, lay, "v1")
+	dir := t.TempDir()
+	pub, _ := os.ReadFile("testdata/cosign/cosign.pub")
+	os.WriteFile(filepath.Join(dir, "cosign.pub"), pub, 0o644)
+	other, _ := os.ReadFile("testdata/oms/keys/signing-key-pub.pem")
+	os.WriteFile(filepath.Join(dir, "other.pub"), other, 0o644)
+	p, err := referrers.LoadPolicy(ctx, writePolicy(t, dir, `version: 1
+trust:
+  release: {key: cosign.pub}
+  other: {key: other.pub}
+models:
+  - match: ["**"]
+    attestations:
+      - predicateType: slsaprovenance1
+        signers: [release]
+        slsa:
+          builderIDs: ["https://ci.example.com/trainer@v3", "https://ci.example.com/trainer@v4"]
+          dependencies: [{uriPrefix: "s3://datasets/", digest: {sha256: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb}}]
+      - predicateType: https://example.com/model-card/v1
+        signers: [other]
+    signatures: {signers: [release]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := referrers.VerifyModel(ctx, lay, "registry.example/models/fixture", model, p, referrers.VerifyOptions{})
+	if err == nil {
+		t.Fatal("passed")
+	}
+	msg := err.Error()
+	want := `policy not satisfied: ` + rep.Repository + `@` + model.Digest.String() +
+		`: attestation https://slsa.dev/provenance/v1: signed by a trusted signer (release), but does not meet the rule: builder id "https://ci.example.com/trainer@v2" is not one of "https://ci.example.com/trainer@v3", "https://ci.example.com/trainer@v4"`
+	if !strings.HasPrefix(msg, want) || !strings.HasSuffix(msg, "(and 1 more failing requirements: see the report)") {
+		t.Errorf("error:\n%s\nwant it to start with\n%s", msg, want)
+	}
+	for _, r := range rep.Requirements {
+		if strings.ContainsAny(r.Reason, "[]{}") || strings.Contains(r.Reason, "map[") {
+			t.Errorf("Go syntax in %q", r.Reason)
+		}
+	}
+	if card := rep.Requirements[2]; card.Satisfied || card.Reason != "0 of 1 required distinct signers among other (none found)" {
+		t.Errorf("model card: %+v", card)
+	}
+}
