@@ -460,3 +460,42 @@ func mustRead(t *testing.T, p string) []byte {
 	}
 	return b
 }
+
+// TestNotationCommandLine: a wrong command line is exit 2 and names the
+// flag; a key that does not match its certificate is exit 1 and pushes
+// nothing.
+func TestNotationCommandLine(t *testing.T) {
+	host := regtest.Embedded(t, "")
+	ref := pushModel(t, host, "models/cli")
+	dir := t.TempDir()
+	ca := regtest.NewNotaryCA(t, "Acme Root")
+	a := ca.Leaf(t, notaryRelease, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), "")
+	b := ca.Leaf(t, notaryRelease, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), "")
+	key := regtest.WriteKey(t, filepath.Join(dir, "a.key"), a.Key)
+	chain := regtest.WritePEM(t, filepath.Join(dir, "a-chain.pem"), a.Chain...)
+	otherChain := regtest.WritePEM(t, filepath.Join(dir, "b-chain.pem"), b.Chain...)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"envelope without --notation", []string{"sign", "--plain-http", "--key", key, "--signature-format", "jws", ref}, 2, "--signature-format needs --notation"},
+		{"unknown envelope", []string{"sign", "--notation", "--plain-http", "--key", key, "--certificate-chain", chain, "--signature-format", "xml", ref}, 2, "want cose or jws"},
+		{"no certificate chain", []string{"sign", "--notation", "--plain-http", "--key", key, ref}, 2, "--certificate-chain"},
+		{"keyless", []string{"sign", "--notation", "--plain-http", "--keyless", ref}, 2, "not --keyless"},
+		{"timestamp URL without its root", []string{"sign", "--notation", "--plain-http", "--key", key, "--certificate-chain", chain, "--timestamp-url", "http://127.0.0.1:1/", ref}, 2, "--timestamp-root-cert"},
+		{"chain for another key", []string{"sign", "--notation", "--plain-http", "--key", key, "--certificate-chain", otherChain, ref}, 1, "is not for this key"},
+		{"import of a folder without a trust policy", []string{"policy", "import-notation", dir}, 1, "trustpolicy.json"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := maCode(t, tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d (want %d), output lacks %q:\n%s", code, tc.code, tc.want, out)
+			}
+		})
+	}
+	if out := ma(t, "discover", "--plain-http", "--format", "json", ref); strings.Contains(out, referrers.NotationArtifactType) {
+		t.Fatalf("a refused signing pushed a referrer:\n%s", out)
+	}
+}

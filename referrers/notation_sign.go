@@ -47,6 +47,11 @@ func NewNotationSigner(key crypto.PrivateKey, chain []*x509.Certificate) (*Notat
 	if len(chain) == 0 {
 		return nil, fmt.Errorf("%w: a Notary Project signature needs the key's certificate chain", ErrKey)
 	}
+	if k, ok := key.(interface{ Public() crypto.PublicKey }); ok {
+		if pub, ok := k.Public().(interface{ Equal(crypto.PublicKey) bool }); ok && !pub.Equal(chain[0].PublicKey) {
+			return nil, fmt.Errorf("%w: the certificate %q is not for this key", ErrKey, chain[0].Subject)
+		}
+	}
 	s, err := notarysigner.NewGenericSigner(key, chain)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrKey, err)
