@@ -2,6 +2,9 @@ package referrers_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
@@ -9,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -357,5 +361,53 @@ func TestNotationAnchorLoadErrors(t *testing.T) {
 	}
 	if _, err := (&referrers.NotationAnchor{CA: []string{filepath.Base(root)}, TrustedIdentities: []string{"*"}}).Load("n", resolve); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNotationKMSSigner: an ECDSA key behind a KMS URI (hashivault://,
+// against the stand-in transit engine) with its certificate given signs
+// Notary Project signatures in both envelopes; the key leaves nothing to
+// the signer but the KMS's signing call.
+func TestNotationKMSSigner(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	var signs atomic.Int32
+	srv := regtest.VaultTransit(t, key, &signs)
+	t.Setenv("VAULT_ADDR", srv.URL)
+	t.Setenv("VAULT_TOKEN", "test-token")
+	ctx := context.Background()
+	ca := regtest.NewNotaryCA(t, "Acme Root")
+	leaf := ca.LeafFor(t, key.Public(), releaseName, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), "")
+	chainPEM, _ := os.ReadFile(regtest.WritePEM(t, filepath.Join(t.TempDir(), "chain.pem"), leaf.Chain...))
+	s, err := referrers.LoadNotationSigner(ctx, "hashivault://model-release", chainPEM, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := notaryVerifier(t, referrers.NotationTrust{CA: []*x509.Certificate{ca.Cert}, TrustedIdentities: []string{releaseIdentity}})
+	for _, mt := range []string{referrers.NotationEnvelopeCOSE, referrers.NotationEnvelopeJWS} {
+		tgt, err := oras.OpenLayout(filepath.Join(t.TempDir(), "layout"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subject := model(t, tgt)
+		res, err := referrers.SignNotation(ctx, tgt, subject, s, referrers.NotationSignOptions{EnvelopeType: mt})
+		if err != nil {
+			t.Fatalf("%s: %v", mt, err)
+		}
+		r, err := referrers.FetchReferrer(ctx, tgt, res.Referrer, subject.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.VerifyNotation(ctx, subject, r.Notation); err != nil {
+			t.Fatalf("%s: %v", mt, err)
+		}
+	}
+	if signs.Load() != 2 {
+		t.Fatalf("the KMS signed %d times, want 2", signs.Load())
+	}
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	wrong := ca.LeafFor(t, other.Public(), releaseName, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), "")
+	wrongPEM, _ := os.ReadFile(regtest.WritePEM(t, filepath.Join(t.TempDir(), "wrong.pem"), wrong.Chain...))
+	if _, err := referrers.LoadNotationSigner(ctx, "hashivault://model-release", wrongPEM, nil); err == nil || !strings.Contains(err.Error(), "is not for this key") {
+		t.Fatalf("a certificate for another key: got %v", err)
 	}
 }
