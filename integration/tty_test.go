@@ -217,3 +217,67 @@ func TestProgressDroppedOnInterrupt(t *testing.T) {
 		t.Fatalf("no 'interrupted' after the bars:\n%q", rest)
 	}
 }
+
+// TestSignalExitCodes: SIGTERM during a push exits 143 (as shells report
+// it), with nothing left to resume from in a bad state; a server stopped by
+// SIGTERM after a clean shutdown exits 0.
+func TestSignalExitCodes(t *testing.T) {
+	proxy := regtest.NewProxy(t, regtest.Embedded(t, ""))
+	proxy.SetDelay(func(r *http.Request) time.Duration {
+		if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+			return 3 * time.Second
+		}
+		return 0
+	})
+	cmd := exec.Command(modelattest, "push", "--plain-http", "--no-progress", "--digest-cache", "", proxy.Host+"/models/tiny:v1", regtest.ModelDir(t, 4096))
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); proxy.Count("POST", "/v2/")+proxy.Count("PUT", "/v2/") == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the push never reached the registry")
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 143 || !strings.Contains(out.String(), "interrupted (terminated)") {
+		t.Fatalf("push after SIGTERM: %v\n%s", err, out.String())
+	}
+
+	serve := exec.Command(modelattest, "registry", "serve", "--address", "127.0.0.1:0", "--root", t.TempDir())
+	sout := &lockedBuffer{}
+	serve.Stdout, serve.Stderr = sout, sout
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(sout.String(), "Serving"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("registry serve did not start:\n%s", sout.String())
+		}
+	}
+	serve.Process.Signal(syscall.SIGTERM)
+	if err := serve.Wait(); err != nil {
+		t.Fatalf("registry serve after SIGTERM: %v\n%s", err, sout.String())
+	}
+}
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -48,14 +48,21 @@ func main() {
 		<-sigs   // a second signal: stop now
 		os.Exit(signalExit(s))
 	}()
-	err := newRootCmd().ExecuteContext(ctx)
+	cmd, err := newRootCmd().ExecuteContextC(ctx)
 	signal.Stop(sigs)
 	if s, ok := got.Load().(os.Signal); ok {
+		if err == nil && cmd != nil && cmd.Annotations[annotationStopsOnSignal] == "true" {
+			os.Exit(exitOK) // a server shut down cleanly: how it is meant to stop
+		}
 		fmt.Fprintf(os.Stderr, "Error: interrupted (%s)\n", s)
 		os.Exit(signalExit(s))
 	}
 	os.Exit(exitCode(err))
 }
+
+// annotationStopsOnSignal marks a command that runs until a signal (a
+// server): stopped cleanly by one, it exits 0 rather than 130 or 143.
+const annotationStopsOnSignal = "modelattest/stops-on-signal"
 
 func signalExit(s os.Signal) int {
 	if s == syscall.SIGTERM {

@@ -26,7 +26,8 @@ func newRegistryServeCmd() *cobra.Command {
 		Short: "Serve an OCI 1.1 registry (distribution + Referrers API) from a directory",
 		Example: `  modelattest registry serve --address 127.0.0.1:5000 --root ./registry-data
   modelattest registry serve --htpasswd ./htpasswd --tls-cert cert.pem --tls-key key.pem`,
-		Args: cobra.NoArgs,
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{annotationStopsOnSignal: "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var lvl slog.Level
 			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
