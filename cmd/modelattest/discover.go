@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/modelattest/modelattest/graph"
 	"github.com/modelattest/modelattest/oras"
 	"github.com/modelattest/modelattest/referrers"
 )
@@ -24,7 +25,7 @@ func newDiscoverCmd() *cobra.Command {
 locates candidates: nothing in it is trusted until verify checks it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := of.check("tree", "json"); err != nil {
+			if err := of.check("tree", "json", "mermaid", "dot"); err != nil {
 				return err
 			}
 			if depth < 1 {
@@ -46,15 +47,20 @@ locates candidates: nothing in it is trusted until verify checks it.`,
 			if err != nil {
 				return err
 			}
-			if of.format == "json" {
+			switch of.format {
+			case "json":
 				return printJSON(cmd.OutOrStdout(), root)
+			case "mermaid":
+				return graph.FromWalk(t.Name, root).Mermaid(cmd.OutOrStdout())
+			case "dot":
+				return graph.FromWalk(t.Name, root).DOT(cmd.OutOrStdout())
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s@%s\n", t.Name, desc.Digest)
 			printTree(cmd.OutOrStdout(), root.Referrers, "")
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&of.format, "format", "tree", "output format: tree, json")
+	cmd.Flags().StringVar(&of.format, "format", "tree", "output format: tree, json, mermaid, dot (the referrer graph as a picture)")
 	rf.add(cmd.Flags())
 	cmd.Flags().BoolVar(&layout, "oci-layout", false, "REF is an OCI image layout DIR[:TAG|@DIGEST]")
 	cmd.Flags().StringVar(&artifactType, "artifact-type", "", "list only referrers of this artifact type")
