@@ -29,7 +29,7 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newPackCmd(), newPushCmd(), newPullCmd(), newCopyCmd(), newInspectCmd(),
 		newDiscoverCmd(), newSignCmd(), newAttestCmd(), newVerifyCmd(), newKeygenCmd(), newRegistryCmd(), newPolicyCmd(),
-		newLoginCmd(), newLogoutCmd())
+		newLoginCmd(), newLogoutCmd(), newAuditCmd())
 	usageErrors(root)
 	return root
 }
