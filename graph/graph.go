@@ -58,7 +58,7 @@ func FromReport(name string, rep *referrers.Report) *Graph {
 	g := &Graph{Nodes: []Node{{Digest: rep.Model.Digest, Kind: KindModel, Label: name}}}
 	for _, f := range rep.Referrers {
 		g.Nodes = append(g.Nodes, Node{Digest: f.Digest, Kind: kindOf(f.PredicateType, f.ArtifactType), Label: labelOf(f.PredicateType, f.ArtifactType),
-			PredicateType: f.PredicateType, Verdict: f.Verdict, Signers: f.VerifiedBy, Depth: f.Depth})
+			PredicateType: f.PredicateType, Verdict: string(f.Verdict), Signers: f.VerifiedBy, Depth: f.Depth})
 		g.Edges = append(g.Edges, Edge{From: f.Digest, To: f.Subject})
 	}
 	return g

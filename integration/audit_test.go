@@ -113,11 +113,11 @@ func readFile(t *testing.T, path string) []byte {
 // auditModel is the part of report.json the tests read.
 type auditModel struct {
 	Repository, Digest, Verdict string
-	Tags, Signers, Builders    []string
-	Datasets                   []string
-	Requirements               []struct{ What, Outcome, Reason string }
-	Controls                   []struct{ ID, Status string }
-	VSA                        string
+	Tags, Signers, Builders     []string
+	Datasets                    []string
+	Requirements                []struct{ What, Outcome, Reason string }
+	Controls                    []struct{ ID, Status string }
+	VSA                         string
 }
 
 func readReport(t *testing.T, dir string) (map[string]any, []auditModel) {

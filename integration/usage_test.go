@@ -14,7 +14,7 @@ import (
 // needs. TestUsageExitCodeEveryCommand fails for a command missing here:
 // a new command must say how its command line can be wrong.
 var commandArgs = map[string]int{
-	"attest": 1, "copy": 2, "discover": 1, "inspect": 1, "keygen": 0, "login": 1, "logout": 1,
+	"attest": 1, "audit": 1, "copy": 2, "discover": 1, "inspect": 1, "keygen": 0, "login": 1, "logout": 1,
 	"pack": 1, "pull": 1, "push": 2, "sign": 1, "verify": 1,
 	"registry serve": 0, "policy import-notation": 1,
 	"completion bash": 0, "completion zsh": 0, "completion fish": 0, "completion powershell": 0,
