@@ -32,7 +32,12 @@ type Evidence struct {
 	// SHA256SUMS (SHA256SUMS.sigstore.json, checked by `cosign verify-blob
 	// --bundle`). Zero: nothing is signed.
 	Signer *referrers.Signer
+	// VerifierID names the verifier in each VSA (zero: DefaultVerifierID).
+	VerifierID string
 }
+
+// DefaultVerifierID names an audit run as the verifier of its summaries.
+const DefaultVerifierID = "urn:modelattest:audit"
 
 // CheckOutput refuses an output folder that holds anything: evidence is
 // never mixed with older files.
@@ -102,7 +107,7 @@ func writeAll(ctx context.Context, dir string, rep *Report, ev Evidence) error {
 			if m.report == nil {
 				continue // no decision, nothing to summarise
 			}
-			st, err := vsaStatement(m)
+			st, err := vsaStatement(m, ev.VerifierID, name)
 			if err != nil {
 				return err
 			}
@@ -167,8 +172,15 @@ func writeAll(ctx context.Context, dir string, rep *Report, ev Evidence) error {
 }
 
 // vsaStatement is the in-toto statement of the model's verification summary.
-func vsaStatement(m *Model) ([]byte, error) {
-	pred, err := json.Marshal(referrers.NewVSA(m.report, "policy"))
+func vsaStatement(m *Model, verifierID, policyName string) ([]byte, error) {
+	if verifierID == "" {
+		verifierID = DefaultVerifierID
+	}
+	v, err := referrers.NewVSA(m.report, referrers.VSAOptions{VerifierID: verifierID, PolicyURI: policyName})
+	if err != nil {
+		return nil, err
+	}
+	pred, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}

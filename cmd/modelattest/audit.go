@@ -20,7 +20,7 @@ func newAuditCmd() *cobra.Command {
 	var sf signerFlags
 	var ev eventFlags
 	var layout bool
-	var policy, output, reposFile, controls string
+	var policy, output, reposFile, controls, verifierID string
 	var concurrency int
 	var maxRPS float64
 	cmd := &cobra.Command{
@@ -107,7 +107,7 @@ run (or part of it: a repository or tag could not be read).`,
 			if err != nil {
 				return err
 			}
-			if err := audit.Write(cmd.Context(), output, rep, audit.Evidence{PolicyName: filepath.Base(policy), Policy: policyBytes, Signer: signer}); err != nil {
+			if err := audit.Write(cmd.Context(), output, rep, audit.Evidence{PolicyName: filepath.Base(policy), Policy: policyBytes, Signer: signer, VerifierID: verifierID}); err != nil {
 				return err
 			}
 			if of.format == "json" {
@@ -133,6 +133,7 @@ run (or part of it: a repository or tag could not be read).`,
 	cmd.Flags().IntVar(&concurrency, "concurrency", 4, "models verified at once")
 	cmd.Flags().Float64Var(&maxRPS, "max-rps", 0, "at most this many registry requests per second (0: no limit)")
 	cmd.Flags().StringVar(&controls, "controls", "", "map requirements to controls: "+strings.Join(audit.Frameworks(), ", "))
+	cmd.Flags().StringVar(&verifierID, "verifier-id", audit.DefaultVerifierID, "verifier id in the signed verification summaries (with --key)")
 	of.add(cmd.Flags(), "text", "json")
 	rf.add(cmd.Flags())
 	sf.add(cmd.Flags())
