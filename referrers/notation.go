@@ -296,6 +296,10 @@ type NotationSignature struct {
 	// Notes are what verification did not enforce or could not check:
 	// failures a permissive level only reports, revocation not checked.
 	Notes []string `json:"notes,omitempty"`
+
+	// key is the signing key's fingerprint: one key is one signer, whether
+	// it signs a bundle or a Notary Project signature.
+	key string
 }
 
 // IsNotation reports whether v trusts Notary Project signatures (it then
@@ -332,7 +336,7 @@ func (v *Verifier) VerifyNotation(ctx context.Context, subject ocispec.Descripto
 		}
 	}
 	sig := &NotationSignature{Format: env.Format(), SigningScheme: string(si.SignedAttributes.SigningScheme),
-		Signer: leaf.Subject.String(), SigningTime: si.SignedAttributes.SigningTime.UTC()}
+		Signer: leaf.Subject.String(), SigningTime: si.SignedAttributes.SigningTime.UTC(), key: keyFingerprint(leaf.PublicKey)}
 	if len(si.UnsignedAttributes.TimestampSignature) > 0 && len(nv.trust.TSA) > 0 {
 		if ts, err := timestampTime(si); err == nil {
 			sig.Timestamp = &ts

@@ -27,7 +27,7 @@ func verifyNotationFinding(ctx context.Context, f *Finding, env *NotationEnvelop
 			reasons = append(reasons, name+": "+strings.TrimPrefix(err.Error(), ErrVerification.Error()+": "))
 			continue
 		}
-		f.VerifiedBy = append(f.VerifiedBy, name)
+		f.verifiedBy(name, sig.key)
 		f.notation, f.Signer, f.Notes = sig, sig.Signer, sig.Notes
 	}
 	switch {

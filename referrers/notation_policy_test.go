@@ -109,6 +109,67 @@ models:
 	}
 }
 
+// TestOneKeyAcrossFormats: one key that signs a bundle (with its
+// certificate chain, under an x509 anchor) and a Notary Project signature
+// (under a notation anchor) is one signer: "2 of" the two anchors is not met.
+func TestOneKeyAcrossFormats(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	ca := regtest.NewNotaryCA(t, "Acme Root")
+	regtest.WritePEM(t, filepath.Join(dir, "root.pem"), ca.Cert)
+	leaf := ca.Leaf(t, releaseName, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), "")
+	keyFile := regtest.WriteKey(t, filepath.Join(dir, "release.key"), leaf.Key)
+	chainPEM, _ := os.ReadFile(regtest.WritePEM(t, filepath.Join(dir, "chain.pem"), leaf.Chain...))
+	bundleSigner, err := referrers.LoadSigner(ctx, keyFile, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bundleSigner, err = bundleSigner.WithCertificateChain(chainPEM); err != nil {
+		t.Fatal(err)
+	}
+	notarySigner, err := referrers.LoadNotationSigner(ctx, keyFile, chainPEM, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := referrers.LoadPolicy(ctx, writePolicy(t, dir, `version: 1
+trust:
+  corp-x509:
+    x509: {roots: root.pem, subject: "CN=ml-release,O=Acme,ST=WA,C=US"}
+  corp-notation:
+    notation: {ca: [root.pem], trustedIdentities: ["`+releaseIdentity+`"]}
+models:
+  - match: ["**"]
+    signatures: {signers: [corp-x509, corp-notation], threshold: 2}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt, err := oras.OpenLayout(filepath.Join(t.TempDir(), "layout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := model(t, tgt)
+	if _, err := referrers.Sign(ctx, tgt, m, bundleSigner, referrers.AttachOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := referrers.SignNotation(ctx, tgt, m, notarySigner, referrers.NotationSignOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := referrers.VerifyModel(ctx, tgt, "fixture", m, p, referrers.VerifyOptions{})
+	verified := 0
+	for _, f := range rep.Referrers {
+		if f.Verdict == "verified" {
+			verified++
+		}
+	}
+	if verified != 2 {
+		t.Fatalf("want both signatures verified (each by its anchor), got %+v", rep.Referrers)
+	}
+	if err == nil || !strings.Contains(err.Error(), "1 of 2 required distinct signers") {
+		t.Fatalf("one key in two formats counted as two signers: %v", err)
+	}
+}
+
 // TestImportNotation: notation's own configuration folder becomes a policy
 // that loads, with the level mapping of docs/POLICY.md, and what cannot be
 // expressed is refused by name.
