@@ -281,3 +281,23 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestLoginAsksOnTerminal: login without -p on a terminal asks for the
+// user name (echoed) and the password (not echoed), then stores them.
+func TestLoginAsksOnTerminal(t *testing.T) {
+	h := regtest.Distribution(t, regtest.HtpasswdConfig(regtest.Htpasswd(t, t.TempDir(), robot, robotPassword)))
+	cfg := t.TempDir()
+	r := startTTY(t, []string{"DOCKER_CONFIG=" + cfg}, "login", "--plain-http", h)
+	r.waitFor("Username: ")
+	r.ptm.WriteString(robot + "\r")
+	r.answerSecret("Password: ", robotPassword)
+	if code := r.wait(); code != 0 || !strings.Contains(r.output(), "Login Succeeded") {
+		t.Fatalf("login on a terminal: exit %d\n%s", code, r.output())
+	}
+	if strings.Contains(r.output(), robotPassword) {
+		t.Fatalf("the password was echoed:\n%q", r.output())
+	}
+	if b, _ := os.ReadFile(filepath.Join(cfg, "config.json")); !strings.Contains(string(b), h) {
+		t.Fatalf("config after login:\n%s", b)
+	}
+}

@@ -23,8 +23,11 @@ host=$(sed -n 's#.*http://\([^ ]*\).*#\1#p' "$work/registry.out")
 step "Making a small model"
 model="$work/tiny-llm"
 mkdir -p "$model/tokenizer"
-head -c $((8 * 1024 * 1024)) /dev/urandom >"$model/model.safetensors"
-printf '{"architectures":["TinyForCausalLM"],"hidden_size":64}\n' >"$model/config.json"
+# A real safetensors file: an 8-byte little-endian header length (96), the
+# JSON header (padded with spaces, as the format allows), then the weights.
+header='{"weight":{"dtype":"BF16","shape":[2048,2048],"data_offsets":[0,8388608]}}'
+{ printf '\140\0\0\0\0\0\0\0'; printf '%-96s' "$header"; head -c $((8 * 1024 * 1024)) /dev/urandom; } >"$model/model.safetensors"
+printf '{"model_type":"tiny","architectures":["TinyForCausalLM"],"torch_dtype":"bfloat16","hidden_size":64}\n' >"$model/config.json"
 printf '{"version":"1.0"}\n' >"$model/tokenizer/tokenizer.json"
 printf '# tiny-llm\nA model made up for the demo.\n' >"$model/README.md"
 printf 'Apache-2.0\n' >"$model/LICENSE"
