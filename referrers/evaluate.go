@@ -190,7 +190,9 @@ func VerifyModel(ctx context.Context, src orasgo.ReadOnlyGraphTarget, repository
 		}
 		return nil, err
 	}
-	legacySignatures(ctx, src, model, p, anchors, rep)
+	if err := legacySignatures(ctx, src, model, p, anchors, rep); err != nil {
+		return nil, err
+	}
 
 	if s := rule.Signatures; s != nil {
 		rep.Requirements = append(rep.Requirements, requireSigned(rep, "signatures", PredicateCosignSign, s.Signers, s.Threshold,

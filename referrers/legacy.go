@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/opencontainers/go-digest"
@@ -12,6 +13,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	orasgo "oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/errdef"
 
 	"github.com/modelattest/modelattest/oras"
 )
@@ -34,11 +36,15 @@ func LegacySignatureTag(model digest.Digest) string {
 // legacySignatures finds cosign v2 .sig tag signatures of the model and
 // records those a key anchor verifies as findings that count as
 // signatures. Nothing is trusted from the tag: each payload must be signed
-// by a trusted key and name the model's digest.
-func legacySignatures(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model ocispec.Descriptor, p *Policy, anchors []string, rep *Report) {
+// by a trusted key and name the model's digest. Only a tag that is not
+// found means there are none; any other error resolving it is returned.
+func legacySignatures(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model ocispec.Descriptor, p *Policy, anchors []string, rep *Report) error {
 	desc, err := src.Resolve(ctx, LegacySignatureTag(model.Digest))
+	if errors.Is(err, errdef.ErrNotFound) {
+		return nil // none: the common case
+	}
 	if err != nil {
-		return // none: the common case
+		return fmt.Errorf("cosign signature tag of %s: %w", model.Digest, err)
 	}
 	f := Finding{Digest: desc.Digest, Subject: model.Digest, Depth: 1, ArtifactType: legacySimpleSigning,
 		PredicateType: PredicateCosignSign, Verdict: VerdictRejected}
@@ -46,7 +52,7 @@ func legacySignatures(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model
 	m, _, err := oras.FetchManifest(ctx, src, desc)
 	if err != nil {
 		f.Reason = err.Error()
-		return
+		return nil
 	}
 	var reasons []string
 	for _, l := range m.Layers {
@@ -95,7 +101,7 @@ func legacySignatures(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model
 	if len(f.VerifiedBy) > 0 {
 		f.Verdict, f.Reason = VerdictLegacy, ""
 		f.statement = &Statement{Type: "cosign/simple-signing", PredicateType: PredicateCosignSign}
-		return
+		return nil
 	}
 	if len(reasons) > 0 {
 		f.Reason = reasons[0]
@@ -103,4 +109,5 @@ func legacySignatures(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model
 		f.Reason = "no payload verified against a trusted key"
 	}
 	f.Verdict = VerdictUntrusted
+	return nil
 }

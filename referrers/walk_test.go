@@ -177,6 +177,18 @@ func TestListingErrorsAreReported(t *testing.T) {
 	if err == nil || errors.Is(err, referrers.ErrPolicyNotSatisfied) || rep != nil {
 		t.Errorf("verify: report %v, err %v; want the listing error, no verdict", rep, err)
 	}
+
+	// The same holds for cosign v2's .sig tag: only "not found" is none.
+	proxy.SetFault(func(r *http.Request) int {
+		if strings.HasSuffix(r.URL.Path, "/manifests/"+referrers.LegacySignatureTag(model.Digest)) {
+			return http.StatusInternalServerError
+		}
+		return 0
+	})
+	rep, err = referrers.VerifyModel(ctx, tgt, "models/tiny", model, p, referrers.VerifyOptions{})
+	if !errors.As(err, &resp) || resp.StatusCode != http.StatusInternalServerError || rep != nil {
+		t.Errorf("legacy tag: report %v, err %v; want the 500, no verdict", rep, err)
+	}
 }
 
 // pushModel is model under a name that the results of signedTree do not
