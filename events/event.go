@@ -223,9 +223,23 @@ type Decision struct {
 	Requirements   []Requirement `json:"requirements"`
 	Signers        []string      `json:"signers"`
 	PredicateTypes []string      `json:"predicate_types"`
-	CorrelationID  string        `json:"correlation_id,omitempty"`
-	Changes        []string      `json:"changes,omitempty"`
-	Error          string        `json:"error,omitempty"`
+	// Signatures are the verified signatures of the model with their
+	// format and, for Notary Project signatures, the signer's identity.
+	Signatures    []Signature `json:"signatures,omitempty"`
+	CorrelationID string      `json:"correlation_id,omitempty"`
+	Changes       []string    `json:"changes,omitempty"`
+	Error         string      `json:"error,omitempty"`
+}
+
+// Signature is one verified signature of the model.
+type Signature struct {
+	// Format is sigstore-bundle, notation-jws or notation-cose.
+	Format string `json:"format"`
+	// Identity is who signed, as the signature's certificate names it
+	// (empty for a bare key).
+	Identity string `json:"identity,omitempty"`
+	// Anchors are the policy's trust anchors that verified it.
+	Anchors []string `json:"anchors"`
 }
 
 // Model is the model a decision is about.
@@ -311,6 +325,9 @@ func FromReport(rep *referrers.Report, opts Options) Event {
 		}
 		if f.PredicateType != "" {
 			types[f.PredicateType] = true
+		}
+		if f.Depth == 1 && f.Format != "" && (f.Format != referrers.FormatSigstoreBundle || f.PredicateType == referrers.PredicateCosignSign) {
+			d.Signatures = append(d.Signatures, Signature{Format: f.Format, Identity: f.Signer, Anchors: f.VerifiedBy})
 		}
 	}
 	d.Signers, d.PredicateTypes = sorted(signers), sorted(types)
