@@ -64,10 +64,11 @@ func TestSignAttestDiscoverOnEveryTarget(t *testing.T) {
 				t.Errorf("tree:\n%s", tree)
 			}
 
-			// pull --model-signature writes model.sig; our OMS check accepts
-			// the pulled tree and refuses it after a one-byte change.
+			// pull --model-signature writes the model.sig the policy verified;
+			// our OMS check accepts the pulled tree and refuses it after a
+			// one-byte change.
 			pulled := filepath.Join(t.TempDir(), "pulled")
-			ma(t, append([]string{"pull", "--insecure-skip-verify", "--model-signature", "--no-progress", "-o", pulled}, args...)...)
+			ma(t, append([]string{"pull", "--policy", writeKeyPolicy(t, keys, true), "--model-signature", "--no-progress", "-o", pulled}, args...)...)
 			if err := verifyPulledOMS(t, keys, pulled); err != nil {
 				t.Fatalf("model.sig on the pulled files: %v", err)
 			}

@@ -506,7 +506,7 @@ func tamperMatrix(t *testing.T, w *world) {
 		}
 		b, _ := w.release.SignStatement(w.ctx, st)
 		w.attach(tgt, desc, b, referrers.PredicateModelSigning)
-		w.refused(t, ref, `file "tokenizer.json" is not covered by the signature`)
+		w.refused(t, ref, `layer "tokenizer.json" is not covered by the model-signing statement`)
 	})
 	t.Run("no rule matches: denied", func(t *testing.T) {
 		_, _, ref := w.model("elsewhere/model")

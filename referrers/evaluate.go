@@ -15,7 +15,6 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	orasgo "oras.land/oras-go/v2"
 
-	"github.com/modelattest/modelattest/modelspec"
 	"github.com/modelattest/modelattest/oras"
 )
 
@@ -100,6 +99,7 @@ type Finding struct {
 
 	statement *Statement
 	notation  *NotationSignature
+	bundle    []byte // kept for a verified model-signing statement (pull --model-signature)
 	// keys names, for each anchor in VerifiedBy, the key that made the
 	// signature (keyFingerprint): distinct signers are counted by key, so
 	// one key under two anchor names is one signer.
@@ -124,10 +124,14 @@ func (f *Finding) verifiedBy(anchor, key string) {
 
 // Requirement is one thing the matched rule requires, and whether it held.
 type Requirement struct {
-	What      string   `json:"what"`
-	Satisfied bool     `json:"satisfied"`
-	By        []string `json:"by,omitempty"`
-	Reason    string   `json:"reason,omitempty"`
+	What string `json:"what"`
+	// PredicateType is the statement type the requirement counts.
+	PredicateType string   `json:"predicateType,omitempty"`
+	Satisfied     bool     `json:"satisfied"`
+	By            []string `json:"by,omitempty"`
+	// Referrers are the referrers that met it.
+	Referrers []digest.Digest `json:"referrers,omitempty"`
+	Reason    string          `json:"reason,omitempty"`
 }
 
 // Report is the result of verifying one model against a policy. It is data:
@@ -142,6 +146,9 @@ type Report struct {
 	Requirements []Requirement      `json:"requirements"`
 	Referrers    []Finding          `json:"referrers"`
 	VerifiedAt   time.Time          `json:"verifiedAt"`
+	// NotCovered lists what the rule leaves unsigned: set when model
+	// signing is all it binds the model by (see docs/POLICY.md).
+	NotCovered []string `json:"notCovered,omitempty"`
 }
 
 // VerifyModel checks the referrer graph of the model manifest (a digest
@@ -173,6 +180,7 @@ func VerifyModel(ctx context.Context, src orasgo.ReadOnlyGraphTarget, repository
 		return rep, &PolicyError{rep}
 	}
 	rep.Rule, rep.Mode = idx, rule.Mode
+	rep.NotCovered = rule.notCovered()
 	if rule.Reject {
 		rep.Requirements = []Requirement{{What: fmt.Sprintf("rule %d", idx), Reason: "the rule rejects every matching model"}}
 		return rep, finish(rep)
@@ -208,11 +216,7 @@ func VerifyModel(ctx context.Context, src orasgo.ReadOnlyGraphTarget, repository
 			vsa := a.VSA
 			check = func(f *Finding) error { return checkVSA(vsa, f.statement.Predicate, model.Digest, now) }
 		case a.PredicateType == PredicateModelSigning:
-			files, err := manifestFiles(*m)
-			if err != nil {
-				return nil, err
-			}
-			check = func(f *Finding) error { return CheckOMS(f.statement, files) }
+			check = func(f *Finding) error { return CheckOMSManifest(f.statement, *m) }
 		}
 		rep.Requirements = append(rep.Requirements, requireSigned(rep, "attestation "+a.PredicateType, a.PredicateType, a.Signers, a.Threshold, check))
 	}
@@ -273,6 +277,9 @@ func discover(ctx context.Context, src orasgo.ReadOnlyGraphTarget, model ocispec
 		} else {
 			f.Format = FormatSigstoreBundle
 			verifyFinding(&f, r, parent.Digest, p, anchors)
+			if f.statement != nil && f.PredicateType == PredicateModelSigning {
+				f.bundle = r.Bundle
+			}
 		}
 		rep.Referrers = append(rep.Referrers, f)
 		return true, nil
@@ -328,7 +335,7 @@ func verifyFinding(f *Finding, r *Referrer, subject digest.Digest, p *Policy, an
 // as many anchors as possible are met (a maximum assignment), so one key
 // under two anchor names cannot meet a threshold of 2.
 func requireSigned(rep *Report, what, predicateType string, signers []string, threshold int, check func(*Finding) error) Requirement {
-	req := Requirement{What: what}
+	req := Requirement{What: what, PredicateType: predicateType}
 	allowed := map[string]bool{}
 	for _, s := range signers {
 		allowed[s] = true
@@ -368,6 +375,7 @@ func requireSigned(rep *Report, what, predicateType string, signers []string, th
 				keyAnchors[k] = append(keyAnchors[k], s)
 			}
 		}
+		req.Referrers = append(req.Referrers, f.Digest)
 	}
 	met := maxAssignment(keyAnchors)
 	for s := range met {
@@ -495,23 +503,6 @@ func short(d digest.Digest) string {
 		return d.String()
 	}
 	return d.Algorithm().String() + ":" + d.Encoded()[:12]
-}
-
-// manifestFiles maps each raw layer's path to its sha256: a raw layer's
-// digest is its file's digest.
-func manifestFiles(m ocispec.Manifest) (map[string]string, error) {
-	entries, err := modelspec.Plan(m)
-	if err != nil {
-		return nil, err
-	}
-	files := map[string]string{}
-	for _, e := range entries {
-		if e.Archive() || e.Layer.Digest.Algorithm() != digest.SHA256 {
-			return nil, fmt.Errorf("model signing: layer %s is not a raw sha256 file", e.Layer.Digest)
-		}
-		files[e.Path] = e.Layer.Digest.Encoded()
-	}
-	return files, nil
 }
 
 // checkSLSA applies a rule's SLSA constraints to a verified predicate.

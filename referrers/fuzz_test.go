@@ -83,5 +83,8 @@ func FuzzOMSStatement(f *testing.F) {
 		if err := CheckOMS(st, files); err != nil {
 			t.Fatalf("our own statement does not check: %v", err)
 		}
+		if err := CheckOMSManifest(st, m); err != nil {
+			t.Fatalf("our own statement does not cover its manifest: %v", err)
+		}
 	})
 }

@@ -39,21 +39,27 @@ type OMSSerialization struct {
 	IgnorePaths   []string `json:"ignore_paths"`
 }
 
-// omsIgnore is what model_signing leaves out of a directory by default;
-// model.sig is where the signature itself is written.
+// omsIgnore is what model_signing leaves out of a directory on disk when a
+// statement names no ignore paths: git's files, and model.sig, where the
+// signature itself is written. It never exempts a layer of an artifact.
 var omsIgnore = []string{".git", ".gitattributes", ".github", ".gitignore", "model.sig"}
 
 // OMSStatement builds the model-signing statement of a ModelPack manifest
 // from its raw layers alone: a raw layer's digest is its file's sha256, so
-// no file is read. Resources are in byte order of path; the subject digest
-// is the sha256 of the concatenated resource digests; name is the subject
-// name (model_signing uses the directory's name).
+// no file is read. Every layer is a resource, whatever its path: a layer
+// left out would be a file that lands on disk unsigned. Resources are in
+// byte order of path; the subject digest is the sha256 of the concatenated
+// resource digests; name is the subject name (model_signing uses the
+// directory's name). The statement's ignore_paths are model_signing's
+// defaults less any that would hide one of its own resources, so that
+// `model_signing verify` on the pulled folder (with model.sig beside the
+// files) checks the same file set.
 func OMSStatement(m ocispec.Manifest, name string) ([]byte, *OMSPredicate, error) {
 	entries, err := modelspec.Plan(m)
 	if err != nil {
 		return nil, nil, err
 	}
-	pred := &OMSPredicate{Serialization: OMSSerialization{Method: "files", HashType: "sha256", IgnorePaths: omsIgnore}}
+	pred := &OMSPredicate{Serialization: OMSSerialization{Method: "files", HashType: "sha256", IgnorePaths: []string{}}}
 	for _, e := range entries {
 		if e.Archive() {
 			return nil, nil, fmt.Errorf("model signing: layer %s is an archive; only raw layers map to files", e.Layer.Digest)
@@ -61,12 +67,18 @@ func OMSStatement(m ocispec.Manifest, name string) ([]byte, *OMSPredicate, error
 		if e.Layer.Digest.Algorithm() != digest.SHA256 {
 			return nil, nil, fmt.Errorf("model signing: layer %q is not sha256", e.Path)
 		}
-		if isOMSIgnored(e.Path, omsIgnore) {
-			continue
-		}
 		pred.Resources = append(pred.Resources, OMSResource{Algorithm: "sha256", Name: e.Path, Digest: e.Layer.Digest.Encoded()})
 	}
 	sort.Slice(pred.Resources, func(i, j int) bool { return pred.Resources[i].Name < pred.Resources[j].Name })
+	for _, ig := range omsIgnore {
+		hides := false
+		for _, r := range pred.Resources {
+			hides = hides || isOMSIgnored(r.Name, []string{ig})
+		}
+		if !hides {
+			pred.Serialization.IgnorePaths = append(pred.Serialization.IgnorePaths, ig)
+		}
+	}
 	root, err := omsRoot(pred.Resources)
 	if err != nil {
 		return nil, nil, err
@@ -102,9 +114,29 @@ func isOMSIgnored(p string, ignore []string) bool {
 }
 
 // CheckOMS checks a verified model-signing statement against the files
-// described: the subject digest must be the root over the resources, and
-// the resources must be exactly files (path → sha256 hex), no more, no less.
+// described (path → sha256 hex): the subject digest must be the root over
+// the resources, and the resources must be exactly files, no more, no
+// less. Ignore paths play no part here: files is what must be signed, so
+// a caller hashing a folder on disk leaves the ignored paths out first
+// (HashDir), and a manifest's layers are never left out (CheckOMSManifest).
 func CheckOMS(st *Statement, files map[string]string) error {
+	return checkOMS(st, files, false)
+}
+
+// CheckOMSManifest checks a verified model-signing statement against a
+// ModelPack manifest: every layer must be a resource of the statement with
+// the layer's digest, and every resource a layer. The statement's
+// ignore_paths exempt files on a local disk, never layers: a layer the
+// statement does not list would land on disk unsigned.
+func CheckOMSManifest(st *Statement, m ocispec.Manifest) error {
+	files, err := manifestFiles(m)
+	if err != nil {
+		return err
+	}
+	return checkOMS(st, files, true)
+}
+
+func checkOMS(st *Statement, files map[string]string, layers bool) error {
 	if st.PredicateType != PredicateModelSigning {
 		return fmt.Errorf("model signing: predicateType %q", st.PredicateType)
 	}
@@ -122,6 +154,10 @@ func CheckOMS(st *Statement, files map[string]string) error {
 	if len(st.Subject) != 1 || !st.Names(root) {
 		return fmt.Errorf("model signing: the subject digest is not the digest of the listed resources")
 	}
+	what := "file"
+	if layers {
+		what = "layer"
+	}
 	seen := map[string]bool{}
 	for _, r := range pred.Resources {
 		if seen[r.Name] {
@@ -130,18 +166,67 @@ func CheckOMS(st *Statement, files map[string]string) error {
 		seen[r.Name] = true
 		got, ok := files[r.Name]
 		if !ok {
+			if layers {
+				return fmt.Errorf("model signing: file %q is signed but the manifest has no such layer", r.Name)
+			}
 			return fmt.Errorf("model signing: file %q is signed but missing", r.Name)
 		}
 		if got != r.Digest {
-			return fmt.Errorf("model signing: file %q: digest %s, signed %s", r.Name, got, r.Digest)
+			return fmt.Errorf("model signing: %s %q: digest %s, signed %s", what, r.Name, got, r.Digest)
 		}
 	}
+	var uncovered []string
 	for name := range files {
-		if !seen[name] && !isOMSIgnored(name, pred.Serialization.IgnorePaths) {
-			return fmt.Errorf("model signing: file %q is not covered by the signature", name)
+		if !seen[name] {
+			uncovered = append(uncovered, name)
 		}
 	}
-	return nil
+	if len(uncovered) == 0 {
+		return nil
+	}
+	sort.Strings(uncovered)
+	if layers {
+		return fmt.Errorf("model signing: layer %q is not covered by the model-signing statement "+
+			"(%d of %d layers unsigned; ignore paths never exempt a layer): re-attest the model "+
+			"(modelattest attest --type model-signing) so that its statement covers every layer",
+			uncovered[0], len(uncovered), len(files))
+	}
+	return fmt.Errorf("model signing: file %q is not covered by the signature", uncovered[0])
+}
+
+// manifestFiles maps each raw layer's path to its sha256: a raw layer's
+// digest is its file's digest.
+func manifestFiles(m ocispec.Manifest) (map[string]string, error) {
+	entries, err := modelspec.Plan(m)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string]string{}
+	for _, e := range entries {
+		if e.Archive() || e.Layer.Digest.Algorithm() != digest.SHA256 {
+			return nil, fmt.Errorf("model signing: layer %s is not a raw sha256 file", e.Layer.Digest)
+		}
+		files[e.Path] = e.Layer.Digest.Encoded()
+	}
+	return files, nil
+}
+
+// notCovered lists what a model-signing statement leaves unsigned when it
+// is the only thing a rule binds the model by: it signs file names and
+// contents, not the manifest. A signature or any other attestation names
+// the manifest digest, which covers all of it.
+func (r *Rule) notCovered() []string {
+	oms := false
+	for _, a := range r.Attestations {
+		if a.PredicateType != PredicateModelSigning {
+			return nil
+		}
+		oms = true
+	}
+	if !oms || r.Signatures != nil {
+		return nil
+	}
+	return []string{"config", "manifest annotations", "layer annotations", "layer media types"}
 }
 
 // HashDir hashes every regular file below dir (path → sha256 hex), leaving

@@ -3,6 +3,8 @@ package referrers
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -29,6 +31,13 @@ type PullVerifiedOptions struct {
 	// a decision, before a long download starts. An error it returns stops
 	// the pull and is returned.
 	OnVerified func(*Report) error
+	// ModelSignature writes, as model.sig beside the files, the
+	// model-signing bundle that met the rule's model-signing requirement
+	// (Report.ModelSigningBundle), for `model_signing verify`. A rule with
+	// no such requirement, or one not met, stops the pull before any file
+	// is fetched. It cannot be combined with Pull.Include: the bundle signs
+	// every file.
+	ModelSignature bool
 }
 
 // PullVerified verifies the model desc (a digest the caller resolved once,
@@ -54,6 +63,9 @@ func PullVerified(ctx context.Context, src *oras.Target, desc ocispec.Descriptor
 	if src == nil {
 		return nil, nil, errors.New("pull: no source target")
 	}
+	if opts.ModelSignature && len(opts.Pull.Include) > 0 {
+		return nil, nil, errors.New("pull: a model signature cannot be written with a partial pull (Include): it signs every file")
+	}
 	rep, err := VerifyModel(ctx, src, src.PolicyName(), desc, p, opts.Verify)
 	if rep == nil {
 		return nil, nil, err
@@ -67,7 +79,19 @@ func PullVerified(ctx context.Context, src *oras.Target, desc ocispec.Descriptor
 		// An enforced rule refused the model: not one byte of it is fetched.
 		return rep, nil, err
 	}
-	res, err := oras.Pull(ctx, src, desc, dir, opts.Pull)
+	po := opts.Pull
+	if opts.ModelSignature {
+		sig, err := rep.ModelSigningBundle()
+		if err != nil {
+			return rep, nil, fmt.Errorf("model signature: %w", err)
+		}
+		po.ExtraFiles = maps.Clone(po.ExtraFiles)
+		if po.ExtraFiles == nil {
+			po.ExtraFiles = map[string][]byte{}
+		}
+		po.ExtraFiles["model.sig"] = sig
+	}
+	res, err := oras.Pull(ctx, src, desc, dir, po)
 	if err != nil {
 		return rep, nil, err
 	}

@@ -291,6 +291,12 @@ Signatures and attestations are checked against a policy before the pull
 			if policy != "" && insecureSkipVerify {
 				return usageError{fmt.Errorf("--policy and --insecure-skip-verify are exclusive")}
 			}
+			if modelSig && insecureSkipVerify {
+				return usageError{fmt.Errorf("--model-signature writes only a model-signing bundle that --policy verified; it cannot be used with --insecure-skip-verify")}
+			}
+			if modelSig && len(include) > 0 {
+				return usageError{fmt.Errorf("--model-signature and --include are exclusive: model.sig signs every file, so a partial pull would not verify against it")}
+			}
 			if err := ev.open(cmd, of.format); err != nil {
 				return err
 			}
@@ -311,16 +317,6 @@ Signatures and attestations are checked against a policy before the pull
 			if err := od.apply(&po, cmd.ErrOrStderr()); err != nil {
 				return err
 			}
-			if modelSig {
-				found, err := referrers.FindBundles(cmd.Context(), t, desc, referrers.PredicateModelSigning)
-				if err != nil {
-					return err
-				}
-				if len(found) == 0 {
-					return fmt.Errorf("--model-signature: %s has no model-signing referrer", desc.Digest)
-				}
-				po.ExtraFiles = map[string][]byte{"model.sig": found[0].Bundle}
-			}
 			p, wait := of.progress(cmd)
 			po.Progress = p
 			var res *oras.PullResult
@@ -330,7 +326,8 @@ Signatures and attestations are checked against a policy before the pull
 				// The library verifies the digest resolved above, then pulls
 				// that digest only; the report is printed before the download.
 				rep, res, err = referrers.PullVerified(cmd.Context(), t, desc, out, pol, referrers.PullVerifiedOptions{
-					Pull: po,
+					Pull:           po,
+					ModelSignature: modelSig,
 					OnVerified: func(rep *referrers.Report) error {
 						decided = true
 						ev.record(events.FacePull, args[0], rep.Repository, desc.Digest, rep, nil)
@@ -384,7 +381,7 @@ Signatures and attestations are checked against a policy before the pull
 	ev.add(cmd.Flags())
 	cmd.Flags().BoolVar(&insecureSkipVerify, "insecure-skip-verify", false, "pull without verifying signatures or attestations")
 	od.add(cmd.Flags())
-	cmd.Flags().BoolVar(&modelSig, "model-signature", false, "write the model's OpenSSF model-signing bundle as model.sig beside its files (for model_signing verify)")
+	cmd.Flags().BoolVar(&modelSig, "model-signature", false, "write the OpenSSF model-signing bundle that the policy verified as model.sig beside the files (for model_signing verify); needs a rule requiring model signing")
 	return cmd
 }
 

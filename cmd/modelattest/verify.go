@@ -54,6 +54,9 @@ func printReport(w io.Writer, t *oras.Target, rep *referrers.Report) {
 			fmt.Fprintf(w, "  FAIL  %s: %s\n", r.What, r.Reason)
 		}
 	}
+	if len(rep.NotCovered) > 0 {
+		fmt.Fprintf(w, "Not covered: %s (the rule binds the model by model signing alone, which signs file names and contents, not the manifest)\n", strings.Join(rep.NotCovered, ", "))
+	}
 	if len(rep.Referrers) > 0 {
 		fmt.Fprintln(w, "Referrers:")
 	}
