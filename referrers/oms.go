@@ -1,11 +1,11 @@
 package referrers
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -230,12 +230,20 @@ func (r *Rule) notCovered() []string {
 }
 
 // HashDir hashes every regular file below dir (path → sha256 hex), leaving
-// out the paths model_signing ignores. Symlinks are refused, as
-// model_signing does without allow_symlinks.
+// out the paths in ignore (a folder leaves out its whole tree). Symlinks
+// and special files are refused, as model_signing does without
+// allow_symlinks, with an error wrapping ErrVerification.
 func HashDir(dir string, ignore []string) (map[string]string, error) {
+	return hashDir(context.Background(), dir, ignore)
+}
+
+func hashDir(ctx context.Context, dir string, ignore []string) (map[string]string, error) {
 	out := map[string]string{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
@@ -253,51 +261,37 @@ func HashDir(dir string, ignore []string) (map[string]string, error) {
 			return nil
 		}
 		if !d.Type().IsRegular() {
-			return fmt.Errorf("model signing: %s is not a regular file", rel)
+			return fmt.Errorf("%w: model signing: %s is not a regular file (symbolic links and special files are refused)", ErrVerification, rel)
 		}
-		f, err := os.Open(p)
+		h, err := hashFile(p)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		h := sha256.New()
-		if _, err := io.Copy(h, f); err != nil {
-			return err
-		}
-		out[rel] = hex.EncodeToString(h.Sum(nil))
+		out[rel] = h
 		return nil
 	})
 	return out, err
 }
 
-// OMSIgnorePaths reads the ignore list a model-signing statement carries.
-func OMSIgnorePaths(st *Statement) []string {
-	var pred OMSPredicate
-	if json.Unmarshal(st.Predicate, &pred) != nil {
-		return omsIgnore
-	}
-	return append(pred.Serialization.IgnorePaths, "model.sig")
-}
-
 // VerifyOMSDirectory checks a model directory signed with OpenSSF model
 // signing: the bundle in dir/model.sig must verify against v, and its
 // statement must list exactly the directory's files (less the paths it
-// ignores) with their sha256 digests, as `model_signing verify` does.
+// ignores) with their sha256 digests, as `model_signing verify` does. It
+// is VerifyOMSPath with one signer and the default options.
 func VerifyOMSDirectory(v *Verifier, dir string) (*Statement, error) {
-	sig, err := os.ReadFile(filepath.Join(dir, "model.sig"))
+	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("model signing: %w", err)
 	}
-	st, err := v.VerifyStatementOnly(sig)
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("model signing: %s is not a directory", dir)
+	}
+	m, err := openOMSPath(dir, OMSPathOptions{})
 	if err != nil {
 		return nil, err
 	}
-	files, err := HashDir(dir, OMSIgnorePaths(st))
-	if err != nil {
+	if _, err := m.verify(context.Background(), []*Verifier{v}); err != nil {
 		return nil, err
 	}
-	if err := CheckOMS(st, files); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrVerification, err)
-	}
-	return st, nil
+	return m.st, nil
 }

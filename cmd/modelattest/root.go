@@ -30,6 +30,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newPackCmd(), newPushCmd(), newPullCmd(), newCopyCmd(), newInspectCmd(),
 		newDiscoverCmd(), newSignCmd(), newAttestCmd(), newVerifyCmd(), newKeygenCmd(), newRegistryCmd(), newPolicyCmd(),
 		newLoginCmd(), newLogoutCmd(), newAuditCmd())
+	root.AddCommand(newVerifyLocalCmd())
 	usageErrors(root)
 	return root
 }
