@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/modelattest/modelattest/audit"
+	"github.com/modelattest/modelattest/events"
 	"github.com/modelattest/modelattest/referrers"
 )
 
@@ -23,6 +25,8 @@ func newAuditCmd() *cobra.Command {
 	var policy, output, reposFile, controls, verifierID string
 	var concurrency int
 	var maxRPS float64
+	var watch time.Duration
+	var state string
 	cmd := &cobra.Command{
 		Use:   "audit TARGET... --policy FILE --output DIR",
 		Short: "Verify every model in repositories, registries or OCI layouts and write the evidence an auditor reads",
@@ -47,8 +51,15 @@ run (or part of it: a repository or tag could not be read).`,
 			if err := of.check("text", "json"); err != nil {
 				return err
 			}
-			if policy == "" || output == "" {
-				return usageError{fmt.Errorf("audit needs --policy FILE and --output DIR")}
+			switch {
+			case policy == "":
+				return usageError{fmt.Errorf("audit needs --policy FILE")}
+			case watch > 0 && (state == "" || output != ""):
+				return usageError{fmt.Errorf("audit --watch needs --state FILE and writes events (--events, --events-url), not --output")}
+			case watch < 0 || (watch == 0 && state != ""):
+				return usageError{fmt.Errorf("--state goes with --watch INTERVAL")}
+			case watch == 0 && output == "":
+				return usageError{fmt.Errorf("audit needs --output DIR")}
 			}
 			if reposFile != "" {
 				more, err := readRepositories(reposFile)
@@ -70,8 +81,10 @@ run (or part of it: a repository or tag could not be read).`,
 					return usageError{err}
 				}
 			}
-			if err := audit.CheckOutput(output); err != nil {
-				return err
+			if output != "" {
+				if err := audit.CheckOutput(output); err != nil {
+					return err
+				}
 			}
 			ro, err := rf.options(cmd.InOrStdin())
 			if err != nil {
@@ -99,6 +112,19 @@ run (or part of it: a repository or tag could not be read).`,
 				Sink: ev.sink, Controls: ctl, Version: version}
 			if !of.noProgress && of.format != "json" && isTerminal(cmd.ErrOrStderr()) {
 				opts.Progress = func(done, total int) { fmt.Fprintf(cmd.ErrOrStderr(), "\rverified %d/%d models", done, total) }
+			}
+			if watch > 0 {
+				opts.Progress = nil
+				return audit.Watch(cmd.Context(), args, opts, state, watch, func(e events.Event) {
+					if ev.sink != nil {
+						ev.sink.Emit(e)
+					}
+				}, func(rep *audit.Report, evs []events.Event) {
+					for _, e := range evs {
+						fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s\n", e.Time.Format(time.RFC3339), e.Subject, strings.Join(e.Data.Unmapped.Changes, "; "))
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d models, %d changed\n", time.Now().UTC().Format(time.RFC3339), rep.Summary.Models, len(evs))
+				})
 			}
 			rep, err := audit.Run(cmd.Context(), args, opts)
 			if opts.Progress != nil {
@@ -133,6 +159,8 @@ run (or part of it: a repository or tag could not be read).`,
 	cmd.Flags().IntVar(&concurrency, "concurrency", 4, "models verified at once")
 	cmd.Flags().Float64Var(&maxRPS, "max-rps", 0, "at most this many registry requests per second (0: no limit)")
 	cmd.Flags().StringVar(&controls, "controls", "", "map requirements to controls: "+strings.Join(audit.Frameworks(), ", "))
+	cmd.Flags().DurationVar(&watch, "watch", 0, "re-run every INTERVAL (e.g. 5m) and emit an event only for what changed; stop with Ctrl-C")
+	cmd.Flags().StringVar(&state, "state", "", "with --watch: file remembering tags, digests and verdicts, so a restart does not re-announce")
 	cmd.Flags().StringVar(&verifierID, "verifier-id", audit.DefaultVerifierID, "verifier id in the signed verification summaries (with --key)")
 	of.add(cmd.Flags(), "text", "json")
 	rf.add(cmd.Flags())
