@@ -298,6 +298,25 @@ func tamperPull(t *testing.T, w *pullWorld) {
 			t.Fatalf("--overwrite left .git: %v", err)
 		}
 	})
+	t.Run("verified pull leaves no unverified file beside the model", func(t *testing.T) {
+		keys := keyDir(t)
+		policy := writeKeyPolicy(t, keys, false)
+		key := filepath.Join(keys, "cosign.key")
+		ref, src, _ := w.model(t, "pull/verified-extra")
+		ma(t, "sign", "--plain-http", "--key", key, ref)
+		ma(t, "attest", "--plain-http", "--key", key, "--type", "slsaprovenance1", "--predicate", filepath.Join(keys, "provenance.json"), ref)
+		out := filepath.Join(t.TempDir(), "model")
+		os.MkdirAll(out, 0o755)
+		os.WriteFile(filepath.Join(out, "tokenizer_config.json"), []byte(`{"chat_template":"{{ evil }}"}`), 0o644)
+		msg, code := maCode(t, "pull", "--plain-http", "--no-progress", "--policy", policy, "-o", out, ref)
+		if code != 1 || !strings.Contains(msg, "not part of the model: tokenizer_config.json") {
+			t.Fatalf("exit %d, want 1 naming tokenizer_config.json\n%s", code, msg)
+		}
+		if msg, code := maCode(t, "pull", "--plain-http", "--no-progress", "--policy", policy, "--overwrite", "-o", out, ref); code != 0 {
+			t.Fatalf("--overwrite: exit %d\n%s", code, msg)
+		}
+		regtest.SameTree(t, src, out)
+	})
 	t.Run("folder where a file must go is found before any download", func(t *testing.T) {
 		ref, _, m := w.model(t, "pull/conflict")
 		out := filepath.Join(t.TempDir(), "model")
