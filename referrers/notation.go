@@ -364,6 +364,12 @@ func notationReason(outcome *notation.VerificationOutcome, err error, want ocisp
 				got.Digest, got.Size, got.MediaType, want.Digest, want.Size, want.MediaType)
 		}
 	}
+	if outcome != nil && outcome.EnvelopeContent != nil {
+		if a, err := outcome.EnvelopeContent.SignerInfo.ExtendedAttribute(notaryverifier.HeaderVerificationPlugin); err == nil {
+			// AWS Signer's signatures name a plugin; plugins are never run.
+			return fmt.Sprintf("the signature needs the verification plugin %v, and plugins are never run here (docs/POLICY.md)", a.Value)
+		}
+	}
 	if outcome != nil {
 		for _, r := range outcome.VerificationResults {
 			if r != nil && r.Error != nil && r.Action == trustpolicy.ActionEnforce {
@@ -467,7 +473,6 @@ func loadNotationAnchor(_ context.Context, name string, a Anchor, files policyFi
 // on disk (relative paths are relative to the policy's folder).
 func (a *NotationAnchor) Load(name string, resolve func(string) string) (*Verifier, error) {
 	t := NotationTrust{TrustedIdentities: a.TrustedIdentities, Level: a.Level, VerifyTimestamp: a.VerifyTimestamp}
-	var err error
 	for _, s := range []struct {
 		what  string
 		paths []string
@@ -488,11 +493,7 @@ func (a *NotationAnchor) Load(name string, resolve func(string) string) (*Verifi
 		}
 		t.CRLs = append(t.CRLs, crl)
 	}
-	v, err := NewNotationVerifier(name, t)
-	if err != nil {
-		return nil, err
-	}
-	return v, nil
+	return NewNotationVerifier(name, t)
 }
 
 // ReadCertificates reads every certificate in a file (PEM, or one DER

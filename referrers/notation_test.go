@@ -299,6 +299,11 @@ func TestNotationTimestamp(t *testing.T) {
 // TestNotationSigningAuthority: the notary.x509.signingAuthority scheme
 // (AWS Signer's) verifies against signingAuthority roots, not ca ones.
 func TestNotationSigningAuthority(t *testing.T) {
+	t.Run("needs a verification plugin", func(t *testing.T) { signingAuthority(t, true) })
+	signingAuthority(t, false)
+}
+
+func signingAuthority(t *testing.T, plugin bool) {
 	ctx := context.Background()
 	ca := regtest.NewNotaryCA(t, "Signing Authority Root")
 	leaf := ca.Leaf(t, releaseName, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), "")
@@ -313,8 +318,12 @@ func TestNotationSigningAuthority(t *testing.T) {
 	}
 	payload := `{"targetArtifact":{"mediaType":"` + subject.MediaType + `","digest":"` + subject.Digest.String() + `","size":` + strconv.FormatInt(subject.Size, 10) + `}}`
 	envl, _ := signature.NewEnvelope(referrers.NotationEnvelopeCOSE)
-	blob, err := envl.Sign(&signature.SignRequest{Payload: signature.Payload{ContentType: "application/vnd.cncf.notary.payload.v1+json", Content: []byte(payload)},
-		Signer: ls, SigningTime: time.Now(), SigningScheme: signature.SigningSchemeX509SigningAuthority, SigningAgent: "test"})
+	req := &signature.SignRequest{Payload: signature.Payload{ContentType: "application/vnd.cncf.notary.payload.v1+json", Content: []byte(payload)},
+		Signer: ls, SigningTime: time.Now(), SigningScheme: signature.SigningSchemeX509SigningAuthority, SigningAgent: "test"}
+	if plugin {
+		req.ExtendedSignedAttributes = []signature.Attribute{{Key: "io.cncf.notary.verificationPlugin", Value: "com.amazonaws.signer.notation.plugin", Critical: true}}
+	}
+	blob, err := envl.Sign(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,6 +333,12 @@ func TestNotationSigningAuthority(t *testing.T) {
 	env := &referrers.NotationEnvelope{MediaType: referrers.NotationEnvelopeCOSE, Bytes: blob}
 	sa := notaryVerifier(t, referrers.NotationTrust{SigningAuthority: []*x509.Certificate{ca.Cert}, TrustedIdentities: []string{releaseIdentity}})
 	sig, err := sa.VerifyNotation(ctx, subject, env)
+	if plugin {
+		if err == nil || !strings.Contains(err.Error(), "verification plugin com.amazonaws.signer.notation.plugin, and plugins are never run") {
+			t.Fatalf("got %v", err)
+		}
+		return
+	}
 	if err != nil || sig.SigningScheme != "notary.x509.signingAuthority" {
 		t.Fatalf("%v %+v", err, sig)
 	}
