@@ -72,7 +72,9 @@ func (h slogHook) Fire(e *logrus.Entry) error {
 
 // slogLevel maps a logrus level to slog's. distribution logs every request
 // that ends in an error response as an error, but a 404 to a HEAD is how a
-// client asks "do you have it": a response under 500 is debug.
+// client asks "do you have it": a response under 500 is debug. Its info
+// logs (each request served, its start-up notes) are debug too: at info
+// the registry says what it does in its own words (listening, index).
 func slogLevel(e *logrus.Entry) slog.Level {
 	switch e.Level {
 	case logrus.PanicLevel, logrus.FatalLevel, logrus.ErrorLevel:
@@ -84,8 +86,6 @@ func slogLevel(e *logrus.Entry) slog.Level {
 		return slog.LevelError
 	case logrus.WarnLevel:
 		return slog.LevelWarn
-	case logrus.InfoLevel:
-		return slog.LevelInfo
 	default:
 		return slog.LevelDebug
 	}

@@ -55,6 +55,7 @@ func TestDistributionLogsToConfigLogger(t *testing.T) {
 	if std.Out != &global || std.GetLevel() != logrus.DebugLevel || std.Formatter != formatter {
 		t.Fatal("registry.New reconfigured logrus's standard logger")
 	}
+	do(t, "GET", srv.URL+"/v2/", nil)
 	resp := do(t, "GET", srv.URL+"/v2/models/none/manifests/v1", nil)
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("GET missing manifest: %s", resp.Status)
@@ -64,6 +65,9 @@ func TestDistributionLogsToConfigLogger(t *testing.T) {
 		var rec map[string]any
 		if json.Unmarshal([]byte(line), &rec) != nil {
 			continue
+		}
+		if _, request := rec["http.request.uri"]; request && rec["level"] != "DEBUG" {
+			t.Errorf("a request served is logged above debug: %v", rec)
 		}
 		if rec["msg"] == "response completed with error" {
 			found = true
