@@ -29,7 +29,7 @@ type auditWorld struct {
 	digests                                     map[string]string // tag → digest
 }
 
-func newSigner(t *testing.T, dir, name string) (*referrers.Signer, string, string) {
+func newSigner(t testing.TB, dir, name string) (*referrers.Signer, string, string) {
 	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	s, err := referrers.NewSigner(k)
