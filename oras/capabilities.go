@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry"
@@ -63,6 +64,34 @@ func rangeFetcherOf(src content.Fetcher) (RangeFetcher, bool) {
 		return repoRanges{s}, true
 	}
 	return nil, false
+}
+
+// blobStreamer is a store that takes a blob in a chunked upload, hashed
+// while it streams, its digest given only in the closing request: a big
+// file is read once. A registry is one; an OCI layout is not.
+type blobStreamer interface {
+	streamBlob(ctx context.Context, p string, size int64, t Tracker) (digest.Digest, error)
+}
+
+// streamerOf finds the streaming capability of dst: an oras-go remote
+// repository used directly, or a Target wrapping one.
+func streamerOf(dst content.Storage) (blobStreamer, bool) {
+	switch s := dst.(type) {
+	case *Target:
+		return streamerOf(s.GraphTarget)
+	case *remote.Repository:
+		return repoStreamer{s}, true
+	case blobStreamer:
+		return s, true
+	}
+	return nil, false
+}
+
+// repoStreamer streams uploads into an oras-go remote repository.
+type repoStreamer struct{ repo *remote.Repository }
+
+func (r repoStreamer) streamBlob(ctx context.Context, p string, size int64, t Tracker) (digest.Digest, error) {
+	return streamUpload(ctx, r.repo, p, size, t)
 }
 
 // repoRanges serves byte ranges of an oras-go remote repository's blobs.

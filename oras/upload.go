@@ -35,9 +35,7 @@ const smallBlob = 32 << 20
 // cache remembers for this very file (same inode, size and times) lets an
 // existing blob be skipped without reading the file.
 func uploadFile(ctx context.Context, dst content.Storage, p string, size int64, cache *digestCache, t Tracker) (digest.Digest, string, error) {
-	if t, ok := dst.(*Target); ok {
-		dst = t.GraphTarget
-	}
+	streamer, isRemote := streamerOf(dst)
 	key := cache.key(p)
 	if d := cache.get(key); d != "" {
 		desc := ocispec.Descriptor{MediaType: "application/octet-stream", Digest: d, Size: size}
@@ -46,9 +44,8 @@ func uploadFile(ctx context.Context, dst content.Storage, p string, size int64, 
 			return d, "exists", nil
 		}
 	}
-	repo, isRemote := dst.(*remote.Repository)
 	if isRemote && size > smallBlob {
-		d, err := streamUpload(ctx, repo, p, size, t)
+		d, err := streamer.streamBlob(ctx, p, size, t)
 		if err == nil {
 			cache.put(key, d)
 		}
@@ -75,7 +72,7 @@ func uploadFile(ctx context.Context, dst content.Storage, p string, size int64, 
 	}
 	if isRemote && isTooLarge(lastErr) {
 		// One request is too big for a proxy in front of the registry.
-		if _, err := streamUpload(ctx, repo, p, size, t); err != nil {
+		if _, err := streamer.streamBlob(ctx, p, size, t); err != nil {
 			return "", "", err
 		}
 		return d, "uploaded", nil
