@@ -47,8 +47,10 @@ type Control struct {
 type ControlResult struct {
 	ID    string `json:"id"`
 	Title string `json:"title"`
-	// Status is "satisfied" (every mapped requirement held), "failed" (one
-	// did not) or "not-evidenced" (the rule requires none of them).
+	// Status is "satisfied" (the rule requires every evidence kind the
+	// control lists, and each held), "partial" (what the rule requires of
+	// them held, but it does not require them all), "failed" (one did not
+	// hold) or "not-evidenced" (the rule requires none of them).
 	Status       string   `json:"status"`
 	Requirements []string `json:"requirements"`
 }
@@ -92,24 +94,27 @@ func (c *Controls) Evaluate(reqs []events.Requirement) []ControlResult {
 	var out []ControlResult
 	for _, ctl := range c.Controls {
 		res := ControlResult{ID: ctl.ID, Title: ctl.Title, Status: "not-evidenced", Requirements: []string{}}
-		failed := false
+		failed, missing := false, false
 		for _, kind := range ctl.Evidence {
+			found := false
 			if kind == "policy" && len(reqs) > 0 {
 				res.Requirements = append(res.Requirements, "the whole policy rule")
-				failed = failed || !passed
-				continue
+				failed, found = failed || !passed, true
 			}
 			for _, r := range reqs {
-				if evidenceKind(r.What) == kind {
+				if kind != "policy" && evidenceKind(r.What) == kind {
 					res.Requirements = append(res.Requirements, r.What)
-					failed = failed || r.Outcome != "satisfied"
+					failed, found = failed || r.Outcome != "satisfied", true
 				}
 			}
+			missing = missing || !found
 		}
 		switch {
 		case len(res.Requirements) == 0:
 		case failed:
 			res.Status = "failed"
+		case missing:
+			res.Status = "partial"
 		default:
 			res.Status = "satisfied"
 		}
