@@ -117,6 +117,13 @@ func Scan(root string, opts ...ScanOption) ([]File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model directory: %w", err)
 	}
+	if li, err := os.Lstat(root); err == nil && li.Mode()&fs.ModeSymlink != 0 {
+		// The folder named is a link to the model folder (a "latest"
+		// link, a cache snapshot): walk the folder it names.
+		if root, err = filepath.EvalSymlinks(root); err != nil {
+			return nil, fmt.Errorf("model directory: %w", err)
+		}
+	}
 	if !info.IsDir() {
 		return nil, fmt.Errorf("model directory %s: not a directory", root)
 	}

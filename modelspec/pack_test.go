@@ -303,6 +303,12 @@ func TestScanDereference(t *testing.T) {
 	if len(files) != 2 || files[1].Path != "model.safetensors" || files[1].Size != int64(len("weights")) || files[1].Kind != KindWeight {
 		t.Fatalf("files = %+v", files)
 	}
+	// The folder given may itself be a link (a "latest" link to a snapshot).
+	latest := filepath.Join(cache, "latest")
+	os.Symlink(filepath.Join("snapshots", "0123abc"), latest)
+	if files, err := Scan(latest, WithDereference()); err != nil || len(files) != 2 {
+		t.Fatalf("scan through a linked folder: %v, %d files", err, len(files))
+	}
 	os.Symlink("../../blobs", filepath.Join(snap, "dirlink"))
 	if _, err := Scan(snap, WithDereference()); err == nil || !strings.Contains(err.Error(), "links to a folder") {
 		t.Fatalf("a link to a folder: err = %v", err)
