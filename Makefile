@@ -13,6 +13,9 @@ COSIGN2_VERSION      := v2.6.5
 COSIGN3_VERSION      := v3.1.3
 CRANE_VERSION        := v0.20.7
 NOTATION_VERSION     := v1.3.2
+KUBE_VERSION         := v1.37.2
+ETCD_VERSION         := v3.7.0
+HELM_VERSION         := v3.22.0
 
 GOTEST_FLAGS ?= -count=1 -race -timeout 30m
 FUZZTIME     ?= 30s
@@ -28,7 +31,7 @@ help:
 	@echo "make bench  - push/pull benchmarks against oras on a local distribution registry"
 	@echo "make lint   - gofmt, go vet, darwin and windows builds, go mod tidy check"
 	@echo "make fuzz   - run every fuzz target for FUZZTIME (default 30s)"
-	@echo "make tools  - install oras, distribution, the OCI conformance suite, cosign v2/v3, crane, notation"
+	@echo "make tools  - install oras, distribution, the OCI conformance suite, cosign v2/v3, crane, notation, kube-apiserver/kubectl/etcd/helm (admission)"
 
 build:
 	$(GO) build -o $(BIN)/modelattest ./cmd/modelattest
@@ -70,6 +73,21 @@ $(TOOLS)/stamps/notation-$(NOTATION_VERSION):
 	    -o $(TOOLS)/bin/notation github.com/notaryproject/notation/cmd/notation
 	@mkdir -p $(@D) && touch $@
 
+# The admission tests run a real kube-apiserver, etcd, kubectl and helm,
+# built from the Go module proxy by scripts/build-kube-tools.sh (throwaway
+# modules; kube-apiserver and kubectl in one go build).
+$(TOOLS)/stamps/kube-$(KUBE_VERSION):
+	KUBE_VERSION=$(KUBE_VERSION) ./scripts/build-kube-tools.sh $(TOOLS)/bin kube
+	@mkdir -p $(@D) && touch $@
+
+$(TOOLS)/stamps/etcd-$(ETCD_VERSION):
+	ETCD_VERSION=$(ETCD_VERSION) ./scripts/build-kube-tools.sh $(TOOLS)/bin etcd
+	@mkdir -p $(@D) && touch $@
+
+$(TOOLS)/stamps/helm-$(HELM_VERSION):
+	HELM_VERSION=$(HELM_VERSION) ./scripts/build-kube-tools.sh $(TOOLS)/bin helm
+	@mkdir -p $(@D) && touch $@
+
 TOOL_STAMPS := \
 	$(TOOLS)/stamps/oras-$(ORAS_VERSION) \
 	$(TOOLS)/stamps/registry-$(DISTRIBUTION_VERSION) \
@@ -77,7 +95,10 @@ TOOL_STAMPS := \
 	$(TOOLS)/stamps/cosign-$(COSIGN2_VERSION) \
 	$(TOOLS)/stamps/cosign-$(COSIGN3_VERSION) \
 	$(TOOLS)/stamps/crane-$(CRANE_VERSION) \
-	$(TOOLS)/stamps/notation-$(NOTATION_VERSION)
+	$(TOOLS)/stamps/notation-$(NOTATION_VERSION) \
+	$(TOOLS)/stamps/kube-$(KUBE_VERSION) \
+	$(TOOLS)/stamps/etcd-$(ETCD_VERSION) \
+	$(TOOLS)/stamps/helm-$(HELM_VERSION)
 
 tools: $(TOOL_STAMPS) chromium
 

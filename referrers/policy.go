@@ -33,6 +33,10 @@ type Policy struct {
 	Version int               `json:"version"`
 	Trust   map[string]Anchor `json:"trust,omitempty"`
 	Models  []Rule            `json:"models"`
+	// Admission is the Kubernetes admission webhook's section (scope,
+	// exemptions): package admission reads it from the same file;
+	// verification ignores it.
+	Admission json.RawMessage `json:"admission,omitempty"`
 
 	// Digest names the policy in a verification summary: the sha256 of the
 	// file as read, or, for a policy built in code and left empty here, the
