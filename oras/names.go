@@ -20,21 +20,40 @@ var dockerHubAliases = map[string]bool{"docker.io": true, "index.docker.io": tru
 // port of the scheme in use (443 for HTTPS, 80 for plain HTTP), and with
 // Docker Hub's aliases merged into docker.io.
 func CanonicalHost(host string, plainHTTP bool) string {
-	h, port := strings.ToLower(host), ""
-	if hh, p, err := net.SplitHostPort(h); err == nil {
-		h, port = hh, p
-	}
-	h = strings.TrimSuffix(h, ".")
+	h, port := splitHost(host)
 	if (port == "443" && !plainHTTP) || (port == "80" && plainHTTP) {
 		port = ""
 	}
 	if dockerHubAliases[h] && port == "" {
 		h = dockerHub
 	}
+	return joinHost(h, port)
+}
+
+// splitHost lower-cases host and splits off its port; the host loses a
+// trailing dot, and an IPv6 literal loses its brackets and is written in
+// its one shortest form ("[0:0::1]" and "[::1]" are one host).
+func splitHost(host string) (h, port string) {
+	h = strings.ToLower(host)
+	if hh, p, err := net.SplitHostPort(h); err == nil {
+		h, port = hh, p
+	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+	}
+	h = strings.TrimSuffix(h, ".")
+	if ip := net.ParseIP(h); ip != nil && strings.Contains(h, ":") {
+		h = ip.String()
+	}
+	return h, port
+}
+
+// joinHost writes host and an optional port back, an IPv6 literal always
+// in brackets.
+func joinHost(h, port string) string {
 	if port != "" {
 		return net.JoinHostPort(h, port)
 	}
-	if strings.Contains(h, ":") { // an IPv6 address keeps its brackets
+	if strings.Contains(h, ":") {
 		return "[" + h + "]"
 	}
 	return h
@@ -80,11 +99,7 @@ func CanonicalPattern(glob string) string {
 	if !ok || !looksLikeHost(host) {
 		return glob
 	}
-	h, port := strings.ToLower(host), ""
-	if hh, p, err := net.SplitHostPort(h); err == nil {
-		h, port = hh, p
-	}
-	h = strings.TrimSuffix(h, ".")
+	h, port := splitHost(host)
 	if port == "443" || port == "80" {
 		port = ""
 	}
@@ -94,10 +109,7 @@ func CanonicalPattern(glob string) string {
 			rest = "library/" + rest
 		}
 	}
-	if port != "" {
-		h = net.JoinHostPort(h, port)
-	}
-	return h + "/" + rest
+	return joinHost(h, port) + "/" + rest
 }
 
 // looksLikeHost says whether the first segment of a reference names a

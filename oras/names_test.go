@@ -87,3 +87,29 @@ func TestPolicyNameOfLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestCanonicalIPv6Host: an IPv6 literal registry has one canonical
+// spelling in names and in policy globs, so a rule written for it cannot be
+// stepped around by spelling the host another way (old code: "[::1]/x" was
+// named "[[::1]]/x", the glob "[::1]:443/x" became "::1/x" and
+// "[0:0::1]" was a different host from "[::1]", so each fell through to a
+// later, laxer rule).
+func TestCanonicalIPv6Host(t *testing.T) {
+	for _, c := range []struct{ ref, glob string }{
+		{"[::1]/prod/x:v1", "[::1]/prod/x"},
+		{"[::1]:443/prod/x", "[::1]/prod/x"},
+		{"[::1]/prod/x", "[::1]:443/prod/x"},
+		{"[0:0:0:0:0:0:0:1]/prod/x", "[::1]/prod/x"},
+		{"[::1]/prod/x", "[0::1]/prod/x"},
+		{"[FD00::AB]:5000/prod/x", "[fd00::ab]:5000/prod/x"},
+		{"[fd00:0::ab]:5000/prod/x", "[FD00::AB]:5000/prod/x"},
+	} {
+		name, err := oras.CanonicalRepository(c.ref, false)
+		if err != nil {
+			t.Fatalf("CanonicalRepository(%q): %v", c.ref, err)
+		}
+		if pat := oras.CanonicalPattern(c.glob); name != pat {
+			t.Errorf("CanonicalRepository(%q) = %q but CanonicalPattern(%q) = %q: the rule would not apply", c.ref, name, c.glob, pat)
+		}
+	}
+}
