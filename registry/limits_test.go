@@ -24,7 +24,7 @@ func TestManifestBodiesAreBounded(t *testing.T) {
 	defer c.Close()
 	fmt.Fprintf(c, "PUT /v2/a/manifests/v1 HTTP/1.1\r\nHost: %s\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 1000\r\n\r\n{", host)
 	second := []byte(`{"schemaVersion":2` + strings.Repeat(" ", 100) + `}`) // 1001 + 120 > 1024
-	deadline := time.Now().Add(60 * time.Second) // generous: CI machines run this under heavy load
+	deadline := time.Now().Add(60 * time.Second)                            // generous: CI machines run this under heavy load
 	for {
 		resp := do(t, http.MethodPut, srv.URL+"/v2/b/manifests/v1", second, "Content-Type", "application/vnd.oci.image.manifest.v1+json")
 		if resp.StatusCode == http.StatusTooManyRequests {
