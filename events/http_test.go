@@ -427,3 +427,24 @@ func TestOpenConfig(t *testing.T) {
 		t.Errorf("%+v %v", cfg, err)
 	}
 }
+
+// BenchmarkFromReportEmit: what a decision pays for its event — building
+// it and queueing it on an HTTP sink (delivery happens on the sink's own
+// goroutine). Compare with verify's own latency (BenchmarkVerifyEventSink,
+// docs/PERFORMANCE.md).
+func BenchmarkFromReportEmit(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+	b.Cleanup(srv.Close)
+	s, err := events.NewHTTPSink(events.HTTPOptions{URL: srv.URL, Format: events.FormatCloudEventsBatch, QueueSize: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rep := report(true, referrers.ModeEnforce)
+	for b.Loop() {
+		s.Emit(events.FromReport(rep, events.Options{Face: events.FaceVerify}))
+	}
+	b.StopTimer()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s.Close(ctx)
+}
