@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/modelattest/modelattest/referrers"
 )
@@ -230,8 +231,18 @@ func markdown(rep *Report, policyName string) string {
 	return b.String()
 }
 
+// mdCell makes text from registries and signatures one inert Markdown
+// cell: pipes escaped, no HTML, and every control character (CR is a line
+// ending to CommonMark, as LF is) and line separator turned into a space,
+// so the text can never start a line of its own.
 func mdCell(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ", "<", "&lt;", ">", "&gt;").Replace(s)
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, s)
+	return strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
 type htmlData struct {
