@@ -47,7 +47,8 @@ type HTTPOptions struct {
 	// TLS configures https (zero: system roots).
 	TLS *tls.Config
 	// Client sends the requests (zero: a client with TLS above and a 10 s
-	// timeout per request).
+	// timeout per request). Its redirect policy is replaced: a redirect to
+	// another scheme or host is not followed.
 	Client *http.Client
 	// QueueSize bounds the events waiting for delivery (zero: 1000); what
 	// does not fit is dropped and counted.
@@ -103,6 +104,21 @@ func NewHTTPSink(o HTTPOptions) (*HTTPSink, error) {
 		tr.TLSClientConfig = o.TLS
 		o.Client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	}
+	// Headers are credentials of the collector's host (DESIGN.md rule 9):
+	// net/http would re-send them (and the events) to whatever host a
+	// redirect names, so a redirect elsewhere ends the request. The
+	// caller's client is copied, not changed.
+	c := *o.Client
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != u.Scheme || req.URL.Host != u.Host {
+			return http.ErrUseLastResponse
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	o.Client = &c
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1000
 	}
