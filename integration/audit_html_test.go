@@ -74,3 +74,20 @@ func TestAuditReportInChromium(t *testing.T) {
 	}
 	t.Logf("the broken page fails as it should: %v", problems)
 }
+
+// TestDiscoverPictures: discover --format mermaid|dot draws the model, its
+// signature and its provenance from the same graph code as the report,
+// with arrows from each referrer to the model.
+func TestDiscoverPictures(t *testing.T) {
+	w := newAuditWorld(t, regtest.Embedded(t, ""))
+	mermaid := ma(t, "discover", "--plain-http", "--format", "mermaid", w.repo+":good")
+	dot := ma(t, "discover", "--plain-http", "--format", "dot", w.repo+":good")
+	for name, c := range map[string]struct {
+		out, head, arrow string
+	}{"mermaid": {mermaid, "flowchart BT\n", " --> n0\n"}, "dot": {dot, "digraph referrers {", " -> n0;\n"}} {
+		if !strings.HasPrefix(c.out, c.head) || strings.Count(c.out, c.arrow) != 2 ||
+			!strings.Contains(c.out, "signature") || !strings.Contains(c.out, "SLSA provenance") || !strings.Contains(c.out, w.digests["good"][:19]) {
+			t.Errorf("%s:\n%s", name, c.out)
+		}
+	}
+}
