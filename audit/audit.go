@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -387,11 +386,7 @@ func enumerate(ctx context.Context, targets []string, layout bool, ropts oras.Re
 				problems = append(problems, Problem{Target: tg, Error: err.Error()})
 				continue
 			}
-			abs, err := filepath.Abs(t.Name)
-			if err != nil {
-				abs = filepath.Clean(t.Name)
-			}
-			add(abs, t)
+			add(t.PolicyName(), t) // the name VerifyModel matches: the canonical path
 			continue
 		}
 		tg = strings.TrimSuffix(tg, "/")
@@ -407,7 +402,7 @@ func enumerate(ctx context.Context, targets []string, layout bool, ropts oras.Re
 					problems = append(problems, Problem{Target: tg + "/" + n, Error: err.Error()})
 					continue
 				}
-				add(t.Name, t)
+				add(t.PolicyName(), t)
 			}
 			continue
 		}
@@ -416,7 +411,7 @@ func enumerate(ctx context.Context, targets []string, layout bool, ropts oras.Re
 			problems = append(problems, Problem{Target: tg, Error: err.Error()})
 			continue
 		}
-		add(t.Name, t)
+		add(t.PolicyName(), t)
 	}
 	return repos, problems
 }
