@@ -309,7 +309,7 @@ Signatures and attestations are checked against a policy before the pull
 			var pol *referrers.Policy
 			if policy != "" {
 				if pol, err = referrers.LoadPolicy(cmd.Context(), policy); err != nil {
-					ev.record(events.FacePull, args[0], t.Name, desc.Digest, nil, err)
+					ev.record(events.FacePull, args[0], t.PolicyName(), desc.Digest, nil, err)
 					return err
 				}
 			}
@@ -342,7 +342,7 @@ Signatures and attestations are checked against a policy before the pull
 				})
 				wait()
 				if !decided {
-					ev.record(events.FacePull, args[0], t.Name, desc.Digest, nil, err)
+					ev.record(events.FacePull, args[0], t.PolicyName(), desc.Digest, nil, err)
 				}
 				if err != nil {
 					if of.format == "json" && rep != nil {
