@@ -18,8 +18,10 @@ import (
 //     are unknown keys, refused by name (encoding/json alone would match
 //     them case-blind, and the last spelling would silently win);
 //   - a key repeated in one mapping is refused, at any depth;
-//   - one YAML document only; YAML anchors, aliases and merge keys are
-//     refused (a value is written where it applies).
+//   - one YAML document only; YAML anchors, aliases, merge keys and
+//     explicit tags (!!binary, !x) are refused in every part of the text,
+//     the admission section included (a value is written where it applies,
+//     as it reads).
 //
 // Nothing is loaded or checked beyond the text: ParsePolicy does the rest.
 func DecodePolicy(raw []byte) (*Policy, error) {
@@ -72,6 +74,10 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 	if n.Kind == yaml.AliasNode || n.Anchor != "" {
 		return fmt.Errorf("%s: YAML anchors and aliases are not allowed in a policy; write the value out", where(n))
 	}
+	if n.Style&yaml.TaggedStyle != 0 {
+		// "match: [!!binary Kio=]" reads as one thing and is "**".
+		return fmt.Errorf("%s: explicit YAML tag %s is not allowed in a policy; write the value plainly (quoted, for a string)", where(n), n.Tag)
+	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -83,23 +89,28 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 			}
 		}
 	case yaml.SequenceNode:
-		if t.Kind() != reflect.Slice && t.Kind() != reflect.Array {
-			return nil
+		// A value of another Go type (the admission section's raw JSON, or
+		// a type error the decoder names) is still walked: anchors, tags
+		// and merge keys are refused in every part of the text.
+		elem := t
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			elem = t.Elem()
 		}
 		for i, c := range n.Content {
-			if err := checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			if err := checkKeys(c, elem, fmt.Sprintf("%s[%d]", path, i)); err != nil {
 				return err
 			}
 		}
 	case yaml.MappingNode:
-		if t.Kind() != reflect.Struct && t.Kind() != reflect.Map {
-			return nil
-		}
+		typed := t.Kind() == reflect.Struct || t.Kind() == reflect.Map
 		first := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Kind != yaml.ScalarNode || k.Tag == "!!merge" {
 				return fmt.Errorf("%s: merge keys (<<) and complex keys are not allowed in a policy", where(k))
+			}
+			if k.Anchor != "" || k.Style&yaml.TaggedStyle != 0 {
+				return fmt.Errorf("%s: YAML anchors and explicit tags are not allowed in a policy (key %s)", where(k), k.Value)
 			}
 			if k.Tag != "!!str" {
 				return fmt.Errorf("%s: key %s is not a string; quote it", where(k), k.Value)
@@ -113,9 +124,11 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 				sub = path + "." + k.Value
 			}
 			elem := t
-			if t.Kind() == reflect.Map {
+			switch {
+			case !typed: // checked as text only (see above)
+			case t.Kind() == reflect.Map:
 				elem = t.Elem()
-			} else {
+			default:
 				f, ok := jsonField(t, k.Value)
 				if !ok {
 					return unknownKey(t, k, where(k))
