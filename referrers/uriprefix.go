@@ -45,7 +45,8 @@ func checkPath(u *url.URL) error {
 
 // underPrefix reports whether uri lies under prefix: same scheme and host
 // (compared case-blind, as URLs define them), no userinfo, a path with no
-// dot segment, and the prefix's path a whole-segment prefix of it. The
+// dot segment, and the prefix's path, as written (percent-encoding
+// included), a whole-segment prefix of it. The
 // error says why a URI that names the prefix's place was refused.
 func underPrefix(uri string, prefix *url.URL) (bool, error) {
 	u, err := url.Parse(uri)
@@ -58,9 +59,11 @@ func underPrefix(uri string, prefix *url.URL) (bool, error) {
 	if err := checkPath(u); err != nil {
 		return false, fmt.Errorf("resolved dependency %q refused: %w", uri, err)
 	}
-	p := prefix.Path
+	// Paths compare as written: an object store reads "appr%6fved" as
+	// those bytes, not as "approved".
+	p, up := prefix.EscapedPath(), u.EscapedPath()
 	if strings.HasSuffix(p, "/") {
-		return strings.HasPrefix(u.Path, p), nil
+		return strings.HasPrefix(up, p), nil
 	}
-	return u.Path == p || strings.HasPrefix(u.Path, p+"/"), nil
+	return up == p || strings.HasPrefix(up, p+"/"), nil
 }
