@@ -98,7 +98,7 @@ func MatchConditions(p *Policy) map[string][]admregv1.MatchCondition {
 func celExpression(s webhookShape, re string) string {
 	if s.spec == nil {
 		pred := "object.spec.predictor"
-		oci := fmt.Sprintf("'(?i)^oci://%s'", strings.TrimPrefix(re, "(?i)^"))
+		oci := fmt.Sprintf("r'(?i)^oci://%s'", strings.TrimPrefix(re, "(?i)^"))
 		return fmt.Sprintf("has(object.spec) && has(%[1]s) && ("+
 			"(has(%[1]s.model) && has(%[1]s.model.storageUri) && %[1]s.model.storageUri.matches(%[2]s)) || "+
 			"(has(%[1]s.storageUris) && %[1]s.storageUris.exists(u, has(u.uri) && u.uri.matches(%[2]s))))", pred, oci)
@@ -108,7 +108,7 @@ func celExpression(s webhookShape, re string) string {
 		guard = append(guard, "has(object."+strings.Join(s.spec[:i+1], ".")+")")
 	}
 	spec := "object." + strings.Join(s.spec, ".")
-	q := "'" + re + "'"
+	q := "r'" + re + "'" // a raw string: CEL refuses \. as an escape
 	parts := []string{fmt.Sprintf("(has(%[1]s.volumes) && %[1]s.volumes.exists(v, has(v.image) && has(v.image.reference) && v.image.reference.matches(%[2]s)))", spec, q)}
 	for _, list := range []string{"containers", "initContainers", "ephemeralContainers"} {
 		parts = append(parts, fmt.Sprintf("(has(%[1]s.%[2]s) && %[1]s.%[2]s.exists(c, has(c.image) && c.image.matches(%[3]s)))", spec, list, q))

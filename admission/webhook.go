@@ -312,16 +312,6 @@ func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest,
 		resp.Warnings = append(resp.Warnings, "modelattest: "+why+": the models are verified as usual")
 	}
 
-	if !mutate && w.opts.Mutate {
-		for _, r := range refs {
-			if r.Digest == "" {
-				err := fmt.Errorf("%s %q is not pinned to a digest: the mutating webhook pins every verified model; was it bypassed?", r.Field, r.Value)
-				ev.add(pendingEvent{ref: r, err: err})
-				return deny(resp, err.Error())
-			}
-		}
-	}
-
 	ctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 	defer cancel()
 	creds := w.pullCredentials(ctx, req.Namespace, wl)
@@ -369,6 +359,17 @@ func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest,
 	}
 	if len(denials) > 0 {
 		return deny(resp, "modelattest: "+strings.Join(denials, "; "))
+	}
+	// Only now, so that a model that fails is refused for what it lacks:
+	// with a mutating webhook pinning every verified model, an in-scope
+	// reference without a digest means that webhook was bypassed.
+	if w.opts.Mutate {
+		for _, r := range refs {
+			if r.Digest == "" {
+				err := fmt.Errorf("%s %q is not pinned to a digest: the mutating webhook pins every verified model; was it bypassed?", r.Field, r.Value)
+				return deny(resp, "modelattest: "+err.Error())
+			}
+		}
 	}
 	return resp
 }
