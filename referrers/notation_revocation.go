@@ -74,6 +74,11 @@ func (v *crlValidator) ValidateContext(ctx context.Context, opts revocation.Vali
 			// notation checks CRLs only through a distribution point; a
 			// file given for the issuer applies all the same.
 			res[i] = certResult(result.ResultRevoked, "crl file")
+		case len(chain[i].CRLDistributionPoints) == 0 && !crl.NextUpdate.IsZero() && crl.NextUpdate.Before(time.Now()):
+			// A stale file cannot say the certificate was not revoked
+			// since: unknown, as notation says for a distribution point
+			// (and as x509 anchors fail closed).
+			res[i] = certResult(result.ResultUnknown, "crl file")
 		}
 	}
 	return res, nil
