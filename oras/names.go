@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"oras.land/oras-go/v2/content/oci"
@@ -30,7 +31,8 @@ func CanonicalHost(host string, plainHTTP bool) string {
 	return joinHost(h, port)
 }
 
-// splitHost lower-cases host and splits off its port; the host loses a
+// splitHost lower-cases host and splits off its port (leading zeros
+// dropped); the host loses a
 // trailing dot, and an IPv6 literal loses its brackets and is written in
 // its one shortest form ("[0:0::1]" and "[::1]" are one host).
 func splitHost(host string) (h, port string) {
@@ -39,6 +41,9 @@ func splitHost(host string) (h, port string) {
 		h, port = hh, p
 	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 		h = h[1 : len(h)-1]
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err == nil {
+		port = strconv.FormatUint(n, 10) // "0443" dials 443
 	}
 	h = strings.TrimSuffix(h, ".")
 	if ip := net.ParseIP(h); ip != nil && strings.Contains(h, ":") {

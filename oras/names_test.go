@@ -113,3 +113,31 @@ func TestCanonicalIPv6Host(t *testing.T) {
 		}
 	}
 }
+
+// TestCanonicalPortSpelling: a port with leading zeros is the same port
+// (net.Dial reads "0443" as 443), so it is written one way in names and
+// globs (old code: registry.example:0443/prod/x kept its ":0443", did not
+// match a rule for registry.example/prod/** and fell through to a later
+// rule, though it is the same registry).
+func TestCanonicalPortSpelling(t *testing.T) {
+	for _, c := range []struct {
+		ref       string
+		plainHTTP bool
+		glob      string
+	}{
+		{"registry.example:0443/prod/x", false, "registry.example/prod/x"},
+		{"registry.example:00443/prod/x", false, "registry.example:443/prod/x"},
+		{"registry.example:080/prod/x", true, "registry.example/prod/x"},
+		{"registry.example:05000/prod/x", false, "registry.example:5000/prod/x"},
+		{"registry.example:5000/prod/x", false, "registry.example:05000/prod/x"},
+		{"[::1]:0443/prod/x", false, "[::1]/prod/x"},
+	} {
+		name, err := oras.CanonicalRepository(c.ref, c.plainHTTP)
+		if err != nil {
+			t.Fatalf("CanonicalRepository(%q): %v", c.ref, err)
+		}
+		if pat := oras.CanonicalPattern(c.glob); name != pat {
+			t.Errorf("CanonicalRepository(%q) = %q but CanonicalPattern(%q) = %q: the rule would not apply", c.ref, name, c.glob, pat)
+		}
+	}
+}
