@@ -37,6 +37,9 @@ type Policy struct {
 	// exemptions): package admission reads it from the same file;
 	// verification ignores it.
 	Admission json.RawMessage `json:"admission,omitempty"`
+	// Runtime is the TEE requirements section, read by package runtime
+	// (runtime.LoadRequirements) from the same file; kept raw here.
+	Runtime json.RawMessage `json:"runtime,omitempty"`
 
 	// Digest names the policy in a verification summary: the sha256 of the
 	// file as read, or, for a policy built in code and left empty here, the

@@ -32,6 +32,7 @@ func newRootCmd() *cobra.Command {
 		newDiscoverCmd(), newSignCmd(), newAttestCmd(), newVerifyCmd(), newKeygenCmd(), newRegistryCmd(), newPolicyCmd(),
 		newLoginCmd(), newLogoutCmd(), newAuditCmd())
 	root.AddCommand(newVerifyLocalCmd())
+	root.AddCommand(newRuntimeCmd())
 	usageErrors(root)
 	return root
 }
