@@ -43,7 +43,7 @@ admission:
 
 // pushAdmissionModel pushes a small model as host/repo:tag, signed by s when s is
 // not nil.
-func pushAdmissionModel(t *testing.T, host, repo, tag string, s *referrers.Signer) ocispec.Descriptor {
+func pushAdmissionModel(t testing.TB, host, repo, tag string, s *referrers.Signer) ocispec.Descriptor {
 	t.Helper()
 	ctx := context.Background()
 	tg, err := oras.OpenRemote(ctx, host+"/"+repo, oras.RemoteOptions{PlainHTTP: true})
