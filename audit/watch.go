@@ -26,6 +26,9 @@ type State struct {
 	Tags map[string]map[string]digest.Digest `json:"tags"`
 	// Models maps repository@digest → its last report.
 	Models map[string]*referrers.Report `json:"models"`
+	// Expiring maps a trust anchor → what of it expires within the
+	// --warn-expiry window, as already announced (Expiring's reasons).
+	Expiring map[string][]string `json:"expiring,omitempty"`
 }
 
 // StateVersion names the shape of a state file.
@@ -232,9 +235,11 @@ func describe(f referrers.Finding) string {
 
 // Watch runs the audit every interval until ctx ends, emitting through
 // emit only what changed since the state file (created on the first run,
-// which is the baseline). It returns ctx's error when stopped, or the
-// first error that kept a run from completing.
-func Watch(ctx context.Context, targets []string, o Options, statePath string, interval time.Duration, emit func(events.Event), after func(*Report, []events.Event)) error {
+// which is the baseline). With warnExpiry > 0 it also emits one event per
+// trust anchor when something of it comes to expire within warnExpiry
+// (ExpiryChanges; zero: anchors are not watched). It returns ctx's error
+// when stopped, or the first error that kept a run from completing.
+func Watch(ctx context.Context, targets []string, o Options, statePath string, interval, warnExpiry time.Duration, emit func(events.Event), after func(*Report, []events.Event)) error {
 	o.Sink = nil // a watch emits changes, not every decision of every run
 	for {
 		prev, err := LoadState(statePath)
@@ -247,10 +252,19 @@ func Watch(ctx context.Context, targets []string, o Options, statePath string, i
 			return err
 		}
 		evs := Changes(rep, prev, o)
+		next := StateOf(rep, prev)
+		if warnExpiry > 0 {
+			now := o.Now
+			if now.IsZero() {
+				now = time.Now()
+			}
+			next.Expiring = Expiring(o.Policy, now, warnExpiry)
+			evs = append(evs, ExpiryChanges(next.Expiring, prev, o, rep.RunID, rep.FinishedAt)...)
+		}
 		for _, e := range evs {
 			emit(e)
 		}
-		if err := StateOf(rep, prev).Save(statePath); err != nil {
+		if err := next.Save(statePath); err != nil {
 			return err
 		}
 		if after != nil {

@@ -39,6 +39,8 @@ type Verifier struct {
 	x509 *x509Anchor
 	// notation, for a Notary Project anchor, replaces all of the above.
 	notation *notationVerifier
+	// material is a keyless anchor's trusted root (AnchorExpiries).
+	material root.TrustedMaterial
 }
 
 // NewKeyVerifier trusts one public key.
@@ -119,7 +121,7 @@ func NewKeylessVerifierWithMaterial(name string, tm root.TrustedMaterial, id Key
 	if err != nil {
 		return nil, fmt.Errorf("keyless identity %s: %w", name, err)
 	}
-	return &Verifier{Name: name, sv: v, policy: []verify.PolicyOption{verify.WithCertificateIdentity(certID)}}, nil
+	return &Verifier{Name: name, sv: v, material: tm, policy: []verify.PolicyOption{verify.WithCertificateIdentity(certID)}}, nil
 }
 
 // signingKey names the key that made a verified bundle's signature: the

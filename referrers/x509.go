@@ -49,6 +49,7 @@ type X509Constraints struct {
 // x509Anchor is a compiled company-PKI anchor.
 type x509Anchor struct {
 	roots   *x509.CertPool
+	certs   []*x509.Certificate // the roots file as read (AnchorExpiries)
 	c       X509Constraints
 	subject []subjectAttr
 	crls    []*x509.RevocationList
@@ -166,7 +167,7 @@ func NewX509Verifier(name string, rootsPEM []byte, c X509Constraints) (*Verifier
 	if err != nil || len(certs) == 0 {
 		return nil, fmt.Errorf("trusted roots %s: no PEM certificate found", name)
 	}
-	a := &x509Anchor{roots: x509.NewCertPool(), c: c}
+	a := &x509Anchor{roots: x509.NewCertPool(), certs: certs, c: c}
 	for _, r := range certs {
 		a.roots.AddCert(r)
 	}

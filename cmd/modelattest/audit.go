@@ -26,7 +26,7 @@ func newAuditCmd() *cobra.Command {
 	var concurrency int
 	var maxRPS float64
 	var watch time.Duration
-	var state string
+	var state, warnExpiry string
 	cmd := &cobra.Command{
 		Use:   "audit TARGET... --policy FILE --output DIR",
 		Short: "Verify every model in repositories, registries or OCI layouts and write the evidence an auditor reads",
@@ -58,6 +58,8 @@ run (or part of it: a repository or tag could not be read).`,
 				return usageError{fmt.Errorf("audit --watch needs --state FILE and writes events (--events, --events-url), not --output")}
 			case watch < 0 || (watch == 0 && state != ""):
 				return usageError{fmt.Errorf("--state goes with --watch INTERVAL")}
+			case watch == 0 && warnExpiry != "":
+				return usageError{fmt.Errorf("--warn-expiry goes with --watch INTERVAL")}
 			case watch == 0 && output == "":
 				return usageError{fmt.Errorf("audit needs --output DIR")}
 			}
@@ -115,7 +117,13 @@ run (or part of it: a repository or tag could not be read).`,
 			}
 			if watch > 0 {
 				opts.Progress = nil
-				return audit.Watch(cmd.Context(), args, opts, state, watch, func(e events.Event) {
+				var window time.Duration
+				if warnExpiry != "" {
+					if window, err = audit.ParseWindow(warnExpiry); err != nil {
+						return usageError{err}
+					}
+				}
+				return audit.Watch(cmd.Context(), args, opts, state, watch, window, func(e events.Event) {
 					if ev.sink != nil {
 						ev.sink.Emit(e)
 					}
@@ -160,6 +168,7 @@ run (or part of it: a repository or tag could not be read).`,
 	cmd.Flags().Float64Var(&maxRPS, "max-rps", 0, "at most this many registry requests per second (0: no limit)")
 	cmd.Flags().StringVar(&controls, "controls", "", "map requirements to controls: "+strings.Join(audit.Frameworks(), ", "))
 	cmd.Flags().DurationVar(&watch, "watch", 0, "re-run every INTERVAL (e.g. 5m) and emit an event only for what changed; stop with Ctrl-C")
+	cmd.Flags().StringVar(&warnExpiry, "warn-expiry", "", "with --watch: announce, once, each trust anchor part (root or intermediate certificate, trusted root CA/log, CRL nextUpdate) expiring within this window (e.g. 30d)")
 	cmd.Flags().StringVar(&state, "state", "", "with --watch: file remembering tags, digests and verdicts, so a restart does not re-announce")
 	cmd.Flags().StringVar(&verifierID, "verifier-id", audit.DefaultVerifierID, "verifier id in the signed verification summaries (with --key)")
 	of.add(cmd.Flags(), "text", "json")
