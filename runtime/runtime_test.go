@@ -2,11 +2,14 @@ package runtime
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -308,5 +311,48 @@ func TestRequirementsStrict(t *testing.T) {
 	}
 	if r, err := ParseRequirements([]byte("version: 1\n")); err != nil || len(r.Measurements) != 0 {
 		t.Fatalf("no section: %v", err)
+	}
+}
+
+// TestVerifyCRL: a CRL signed by the chain's ARK that revokes the ASK
+// refuses the evidence at the revocation step; one that revokes nothing
+// passes; one signed by another key is refused.
+func TestVerifyCRL(t *testing.T) {
+	m := make([]byte, 48)
+	ev, opts := fakeChainEvidence(t, false, m)
+	signer, err := sevtest.DefaultTestOnlyCertChain("Milan", opts.Now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl := func(t *testing.T, revoke *x509.Certificate, key *rsa.PrivateKey) *x509.RevocationList {
+		tmpl := &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: opts.Now.Add(-time.Minute), NextUpdate: opts.Now.Add(time.Hour)}
+		if revoke != nil {
+			tmpl.RevokedCertificateEntries = []x509.RevocationListEntry{{SerialNumber: revoke.SerialNumber, RevocationTime: opts.Now.Add(-time.Minute)}}
+		}
+		der, err := x509.CreateRevocationList(rand.Reader, tmpl, signer.Ark, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := x509.ParseRevocationList(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	opts.CRL = crl(t, nil, signer.Keys.Ark)
+	res, err := Verify(context.Background(), ev, opts)
+	if err != nil || res.Steps[2].Detail != "checked against the given CRL" {
+		t.Fatalf("empty CRL: %v %+v", err, res)
+	}
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	for name, l := range map[string]*x509.RevocationList{
+		"ASK revoked":           crl(t, signer.Ask, signer.Keys.Ark),
+		"CRL signed by another": crl(t, nil, other),
+	} {
+		opts.CRL = l
+		res, err := Verify(context.Background(), ev, opts)
+		if !errors.Is(err, ErrRefused) || res.Steps[len(res.Steps)-1].Name != StepRevocation {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

@@ -96,3 +96,26 @@ step "Verified pull: the policy is checked, then that digest is pulled, every bl
 step "Comparing"
 diff -r "$model" "$work/pulled"
 echo "The pulled files are identical to the originals."
+
+step "Runtime attestation — SIMULATED, INSECURE: a local ARK/ASK/VCEK chain, not AMD hardware"
+# The simulated provider's fixed launch measurement (docs/RUNTIME.md).
+measurement=$(printf '%s' 'modelattest simulated-snp launch (INSECURE)' | sha384sum | cut -d' ' -f1)
+cp "$work/policy.yaml" "$work/runtime-policy.yaml"
+cat >>"$work/runtime-policy.yaml" <<RUNTIME
+runtime:
+  measurements: ["$measurement"]
+  debug_allowed: false
+RUNTIME
+nonce=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+"$ma" runtime load --plain-http "$ref" -o "$work/tee-model" --policy "$work/runtime-policy.yaml" --nonce "$nonce" \
+  --evidence "$work/evidence.json" --tee simulated-snp --simulated-root "$work/simulated-root" 2>/dev/null
+"$ma" runtime verify --plain-http "$work/evidence.json" --policy "$work/runtime-policy.yaml" --nonce "$nonce" \
+  --tee-roots "$work/simulated-root/roots.pem"
+
+step "The same evidence answering another nonce is refused (exit 3) — still SIMULATED"
+set +e
+"$ma" runtime verify --plain-http "$work/evidence.json" --policy "$work/runtime-policy.yaml" --nonce 00 \
+  --tee-roots "$work/simulated-root/roots.pem" 2>/dev/null | grep FAIL
+code=${PIPESTATUS[0]}
+set -e
+[ "$code" = 3 ] || { echo "expected exit 3, got $code"; exit 1; }
