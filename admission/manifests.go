@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"regexp"
 	"strings"
 
 	admregv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/modelattest/modelattest/oras"
 )
 
 // ManifestOptions say how the API server reaches the webhook. Zero fields
@@ -134,14 +137,27 @@ func celScopeRegexp(p *Policy) string {
 		}
 	}
 	for _, g := range scope {
-		host, path, ok := strings.Cut(g, "/")
+		host, path, ok := strings.Cut(oras.CanonicalPattern(g), "/")
 		if !ok || strings.Contains(host, "**") {
 			add(globBody(g))
 			continue
 		}
-		h := globBody(strings.ToLower(host))
-		if !strings.Contains(host, ":") && !strings.ContainsAny(host, "*?") {
-			h += `\.?(?::443)?`
+		// Every spelling of the host that names the same registry: a
+		// trailing dot, the default port, a port with leading zeros (a
+		// wildcard host included: *.acme.example matches
+		// x.acme.example:443).
+		hh, port, err := net.SplitHostPort(host)
+		if err != nil {
+			hh, port = strings.Trim(host, "[]"), ""
+		}
+		h := globBody(hh)
+		if strings.Contains(hh, ":") {
+			h = `\[` + h + `\]`
+		}
+		if port == "" {
+			h += `\.?(?::0*443)?`
+		} else {
+			h += `\.?:0*` + regexp.QuoteMeta(port)
 		}
 		add(h + "/" + globBody(path))
 		if strings.EqualFold(host, "docker.io") {

@@ -15,6 +15,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/modelattest/modelattest/oras"
 	"github.com/modelattest/modelattest/referrers"
 )
 
@@ -95,7 +96,8 @@ func ParsePolicy(ctx context.Context, raw []byte, dir string) (*Policy, error) {
 		}
 	}
 	for i, g := range scope {
-		re, err := globRegexp(g)
+		// In the canonical form names are in, as the policy's own rules.
+		re, err := globRegexp(oras.CanonicalPattern(g))
 		if err != nil {
 			return nil, fmt.Errorf("%w: admission.scope[%d] %q: %v", ErrPolicy, i, g, err)
 		}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/modelattest/modelattest/oras"
 )
 
 // ociScheme prefixes a KServe storage URI that names an OCI artifact.
@@ -81,8 +83,9 @@ func (r *modelRef) parse() {
 // canonicalRepository puts host/path in the one form names are compared
 // in.
 func canonicalRepository(host, path string) string {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	host = strings.TrimSuffix(host, ":443")
+	// oras.CanonicalHost, as the policy's rules: a trailing dot, a port
+	// written 0443 or 443 and IPv6 spellings are one registry.
+	host = oras.CanonicalHost(host, false)
 	switch host {
 	case "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com":
 		host = "docker.io"
