@@ -11,6 +11,7 @@ require (
 	github.com/go-ldap/ldap/v3 v3.4.10
 	github.com/google/go-configfs-tsm v0.3.3
 	github.com/google/go-sev-guest v0.15.0
+	github.com/google/go-tdx-guest v0.3.1
 	github.com/in-toto/attestation v1.2.0
 	github.com/klauspost/compress v1.20.4
 	github.com/notaryproject/notation-core-go v1.3.0

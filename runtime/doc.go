@@ -20,5 +20,8 @@
 // embedded AMD roots in an init function. This package imports client (for
 // the sev-guest provider) and trust; it never imports go-sev-guest's verify
 // or testing packages (those register more flags; testing is for _test
-// files only).
+// files only). go-tdx-guest's verify package (imported for TDX) calls
+// github.com/google/logger's Init with stdout in its init function: the
+// first Init wins process-wide. TDX verification therefore requires pinned
+// roots, the only case in which it would log on our path.
 package runtime

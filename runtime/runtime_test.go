@@ -215,7 +215,7 @@ func TestVerifyRefusals(t *testing.T) {
 		{"one flipped byte in the signature", StepSignature, modelA, nil, func(e *Evidence, o *VerifyOptions) { e.Report[0x2A0] ^= 1 }},
 		{"key added after the fact", StepReportData, modelA, nil, func(e *Evidence, o *VerifyOptions) { e.PublicKey = []byte("a key") }},
 		{"no chain", StepChain, modelA, nil, func(e *Evidence, o *VerifyOptions) { e.Certificates = "" }},
-		{"TDX evidence", StepFormat, modelA, nil, func(e *Evidence, o *VerifyOptions) { e.Platform = PlatformTDX }},
+		{"an SEV-SNP report labelled TDX", StepFormat, modelA, nil, func(e *Evidence, o *VerifyOptions) { e.Platform = PlatformTDX }},
 		{"truncated report", StepFormat, modelA, nil, func(e *Evidence, o *VerifyOptions) { e.Report = e.Report[:100] }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

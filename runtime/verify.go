@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/sha512"
+	"crypto/subtle"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
@@ -93,8 +94,31 @@ func Verify(ctx context.Context, ev *Evidence, opts VerifyOptions) (*Result, err
 		now = time.Now()
 	}
 
-	if ev.Platform != PlatformSEVSNP {
-		return fail(StepFormat, "platform %q: only %s evidence is verified (TDX: see docs/RUNTIME.md)", ev.Platform, PlatformSEVSNP)
+	var reportData []byte
+	switch ev.Platform {
+	case PlatformTDX:
+		rd, step, err := verifyTDX(ev, opts, now, pass)
+		if err != nil {
+			return fail(step, "%v", err)
+		}
+		reportData = rd
+	case PlatformSEVSNP:
+		rd, step, err := verifySNP(ev, opts, now, pass)
+		if err != nil {
+			return fail(step, "%v", err)
+		}
+		reportData = rd
+	default:
+		return fail(StepFormat, "platform %q: want %s or %s", ev.Platform, PlatformSEVSNP, PlatformTDX)
+	}
+	return verifyBinding(ctx, ev, opts, reportData, res, pass, fail)
+}
+
+// verifySNP runs the SEV-SNP steps (format to measurement) and returns
+// the report's REPORT_DATA, or the failed step and why.
+func verifySNP(ev *Evidence, opts VerifyOptions, now time.Time, pass func(string, string)) ([]byte, string, error) {
+	fail := func(step, format string, a ...any) ([]byte, string, error) {
+		return nil, step, fmt.Errorf(format, a...)
 	}
 	if err := abi.ValidateReportFormat(ev.Report); err != nil || len(ev.Report) != abi.ReportSize {
 		return fail(StepFormat, "not an SEV-SNP attestation report (%d bytes, want %d): %v", len(ev.Report), abi.ReportSize, err)
@@ -157,7 +181,12 @@ func Verify(ctx context.Context, ev *Evidence, opts VerifyOptions) (*Result, err
 		return fail(StepMeasurement, "measurement %s is not in the allowlist (%d accepted)", mhex, len(allowed))
 	}
 	pass(StepMeasurement, mhex)
+	return rep.ReportData, "", nil
+}
 
+// verifyBinding runs the steps every platform shares: policy digest,
+// nonce, REPORT_DATA, model.
+func verifyBinding(ctx context.Context, ev *Evidence, opts VerifyOptions, reportData []byte, res *Result, pass func(string, string), fail func(string, string, ...any) (*Result, error)) (*Result, error) {
 	if ev.PolicyDigest != opts.PolicyDigest {
 		return fail(StepPolicyDigest, "the evidence was made under policy %s, the verifier holds %s", ev.PolicyDigest, opts.PolicyDigest)
 	}
@@ -178,7 +207,7 @@ func Verify(ctx context.Context, ev *Evidence, opts VerifyOptions) (*Result, err
 	if err != nil {
 		return fail(StepReportData, "%v", err)
 	}
-	if !bytes.Equal(rep.ReportData, want[:]) {
+	if !reportDataMatches(reportData, want) {
 		return fail(StepReportData, "the report's REPORT_DATA is not the binding of model %s, policy %s, this nonce%s", ev.Model.Digest, opts.PolicyDigest, keyNote(ev))
 	}
 	pass(StepReportData, "binds model, policy, nonce"+keyNote(ev))
@@ -192,6 +221,12 @@ func Verify(ctx context.Context, ev *Evidence, opts VerifyOptions) (*Result, err
 	pass(StepModel, ev.Model.Digest+" satisfies the policy (referrer graph re-walked)")
 	res.Passed = true
 	return res, nil
+}
+
+// reportDataMatches compares a report's 64-byte REPORT_DATA with the
+// binding, in constant time.
+func reportDataMatches(got []byte, want [64]byte) bool {
+	return len(got) == 64 && subtle.ConstantTimeCompare(got, want[:]) == 1
 }
 
 func keyNote(ev *Evidence) string {

@@ -132,7 +132,7 @@ Exit codes: 0 accepted, 3 refused, 1 verification could not run.`,
 	cmd.Flags().StringVar(&of.format, "format", "text", "output format: text, json")
 	cmd.Flags().StringVar(&policy, "policy", "", "policy file (YAML or JSON) with a runtime: section")
 	cmd.Flags().StringVar(&nonceHex, "nonce", "", "the nonce issued to the guest, hex")
-	cmd.Flags().StringVar(&rootsFile, "tee-roots", "", "PEM file of trusted TEE roots (AMD ARKs); overrides the policy's runtime.roots")
+	cmd.Flags().StringVar(&rootsFile, "tee-roots", "", "PEM file of trusted TEE roots (AMD ARKs; for TDX, required: Intel's SGX Root CA); overrides the policy's runtime.roots")
 	cmd.Flags().StringArrayVar(&measurements, "measurement", nil, "accepted launch measurement, hex (repeatable); replaces the policy's runtime.measurements")
 	cmd.Flags().StringVar(&crlFile, "crl", "", "AMD CRL file (DER or PEM); without it revocation is not checked offline")
 	cmd.Flags().BoolVar(&layout, "oci-layout", false, "the evidence's model reference is an OCI image layout DIR")
