@@ -19,7 +19,8 @@ import (
 // event sink, in-process, on one signed and attested model on the embedded
 // registry. Emit only queues, so the two should be within noise. Besides
 // the mean (ns/op) it reports the median of the iterations (p50-ms), which
-// a loaded machine's stalls move less; -count interleaves the two:
+// a loaded machine's stalls move less. -count repeats each sub-benchmark
+// in turn (all no-sink runs, then all http-sink runs), not interleaved:
 //
 //	go test -run '^$' -bench VerifyEventSink -benchtime 200x -count 6 ./integration/
 func BenchmarkVerifyEventSink(b *testing.B) {
