@@ -7,6 +7,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,6 +93,32 @@ func TestAuditWatchAnchorExpiry(t *testing.T) {
 	for i, evs := range got[1:] {
 		if len(evs) != 0 {
 			t.Errorf("run %d: %d events, want none (already announced): %v", i+2, len(evs), evs[0].Data.Unmapped.Changes)
+		}
+	}
+}
+
+// TestAuditWarnExpiryCommandLine: --warn-expiry without --watch, or with a
+// window that is not a positive number of days or duration, is a bad
+// command line (exit 2) naming the flag, refused before any registry is
+// contacted.
+func TestAuditWarnExpiryCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(policy, []byte("version: 1\nmodels: [{match: [\"**\"]}]\n"), 0o644)
+	state := filepath.Join(dir, "state.json")
+	for name, args := range map[string][]string{
+		"without --watch": {"--output", filepath.Join(dir, "out"), "--warn-expiry", "30d"},
+		"not a window":    {"--watch", "1m", "--state", state, "--warn-expiry", "soon"},
+		"zero days":       {"--watch", "1m", "--state", state, "--warn-expiry", "0d"},
+		"negative":        {"--watch", "1m", "--state", state, "--warn-expiry", "-24h"},
+	} {
+		cmd := exec.Command(modelattest, append([]string{"audit", "--policy", policy}, append(args, "127.0.0.1:1/none")...)...)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "--warn-expiry") {
+			t.Errorf("%s: %v, want exit 2 naming --warn-expiry\n%s", name, err, out)
+		}
+		if _, err := os.Stat(state); err == nil {
+			t.Errorf("%s: a state file was written", name)
 		}
 	}
 }

@@ -63,6 +63,13 @@ run (or part of it: a repository or tag could not be read).`,
 			case watch == 0 && output == "":
 				return usageError{fmt.Errorf("audit needs --output DIR")}
 			}
+			var window time.Duration
+			if warnExpiry != "" {
+				var err error
+				if window, err = audit.ParseWindow(warnExpiry); err != nil {
+					return usageError{err}
+				}
+			}
 			if reposFile != "" {
 				more, err := readRepositories(reposFile)
 				if err != nil {
@@ -117,12 +124,6 @@ run (or part of it: a repository or tag could not be read).`,
 			}
 			if watch > 0 {
 				opts.Progress = nil
-				var window time.Duration
-				if warnExpiry != "" {
-					if window, err = audit.ParseWindow(warnExpiry); err != nil {
-						return usageError{err}
-					}
-				}
 				return audit.Watch(cmd.Context(), args, opts, state, watch, window, func(e events.Event) {
 					if ev.sink != nil {
 						ev.sink.Emit(e)
