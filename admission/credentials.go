@@ -2,8 +2,6 @@ package admission
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -12,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -30,24 +27,14 @@ import (
 // connections to a registry are reused. It honours the TLS settings of
 // RemoteOptions as oras.NewRepository does.
 func registryClient(o oras.RemoteOptions) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr, err := oras.NewTransport(o)
+	if err != nil {
+		return nil, err
+	}
+	// A review has a budget of seconds: fail a dead registry's dial fast,
+	// and keep more connections for concurrent reviews.
 	tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	tr.MaxIdleConnsPerHost = 32
-	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: o.Insecure} //nolint:gosec // the operator asked for --insecure
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca file %s: no PEM certificate found", o.CAFile)
-		}
-		tr.TLSClientConfig.RootCAs = pool
-	}
 	return &http.Client{Transport: tr}, nil
 }
 

@@ -166,7 +166,10 @@ func Run(ctx context.Context, targets []string, o Options) (*Report, error) {
 	if o.Controls != nil {
 		rep.Controls = o.Controls.Framework
 	}
-	counter := newTransport(o.Remote, o.MaxRPS)
+	counter, err := newTransport(o.Remote, o.MaxRPS)
+	if err != nil {
+		return nil, err
+	}
 	ropts := o.Remote
 	ropts.HTTPClient = counter.client()
 

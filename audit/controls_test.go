@@ -2,9 +2,11 @@ package audit
 
 import (
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/modelattest/modelattest/events"
+	"github.com/modelattest/modelattest/oras"
 	"github.com/modelattest/modelattest/referrers"
 )
 
@@ -56,5 +58,14 @@ func TestControls(t *testing.T) {
 		if got := status(tc.reqs...); got != tc.want {
 			t.Errorf("%v: %s, want %s", tc.reqs, got, tc.want)
 		}
+	}
+}
+
+// TestTransportRefusesBadCAFile: an audit given a CA file it cannot use
+// stops instead of auditing with an empty trust pool (it used to ignore
+// the read error).
+func TestTransportRefusesBadCAFile(t *testing.T) {
+	if _, err := newTransport(oras.RemoteOptions{CAFile: filepath.Join(t.TempDir(), "absent.pem")}, 0); err == nil {
+		t.Fatal("a missing CA file was accepted")
 	}
 }

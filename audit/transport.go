@@ -2,10 +2,7 @@ package audit
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,32 +22,21 @@ type transport struct {
 	next     time.Time
 }
 
-func newTransport(o oras.RemoteOptions, maxRPS float64) *transport {
+func newTransport(o oras.RemoteOptions, maxRPS float64) (*transport, error) {
 	t := &transport{}
 	if maxRPS > 0 {
 		t.interval = time.Duration(float64(time.Second) / maxRPS)
 	}
 	if o.HTTPClient != nil && o.HTTPClient.Transport != nil {
 		t.base = o.HTTPClient.Transport
-		return t
+		return t, nil
 	}
-	// The same settings oras.NewRepository applies to its own transport.
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 16
-	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: o.Insecure} //nolint:gosec // the user asked for --insecure
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		pool, perr := x509.SystemCertPool()
-		if perr != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if err == nil {
-			pool.AppendCertsFromPEM(pem)
-		}
-		tr.TLSClientConfig.RootCAs = pool
+	tr, err := oras.NewTransport(o)
+	if err != nil {
+		return nil, err
 	}
 	t.base = tr
-	return t
+	return t, nil
 }
 
 func (t *transport) client() *http.Client { return &http.Client{Transport: t} }

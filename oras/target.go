@@ -119,29 +119,43 @@ func NewRepository(ctx context.Context, ref string, opts RemoteOptions) (*remote
 	return repo, nil
 }
 
+// NewTransport is the HTTP transport of registry requests made with opts:
+// TLS verification (off only with Insecure), the CA file added to the
+// system pool, dial timeouts and connection reuse. Callers that need their
+// own client (admission, audit) start from it so that --insecure and
+// --ca-file mean the same everywhere; a CA file that cannot be read or holds
+// no certificate is an error, never an empty pool.
+func NewTransport(opts RemoteOptions) (*http.Transport, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	tr.MaxIdleConnsPerHost = 16
+	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: opts.Insecure} //nolint:gosec // the user asked for --insecure
+	if opts.CAFile != "" {
+		pem, err := os.ReadFile(opts.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca file %s: no PEM certificate found", opts.CAFile)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	return tr, nil
+}
+
 // newAuthClient is the HTTP client of every registry request to host:
 // transport (TLS, CA file), retries, user agent and a token cache; the
 // caller sets its credentials.
 func newAuthClient(host string, opts RemoteOptions) (*auth.Client, error) {
 	base := opts.HTTPClient
 	if base == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-		tr.MaxIdleConnsPerHost = 16
-		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: opts.Insecure} //nolint:gosec // the user asked for --insecure
-		if opts.CAFile != "" {
-			pem, err := os.ReadFile(opts.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("ca file: %w", err)
-			}
-			pool, err := x509.SystemCertPool()
-			if err != nil || pool == nil {
-				pool = x509.NewCertPool()
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("ca file %s: no PEM certificate found", opts.CAFile)
-			}
-			tr.TLSClientConfig.RootCAs = pool
+		tr, err := NewTransport(opts)
+		if err != nil {
+			return nil, err
 		}
 		base = &http.Client{Transport: tr}
 	}
