@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -138,8 +137,8 @@ func TestAuditWatchCLI(t *testing.T) {
 	state, evfile := filepath.Join(dir, "state.json"), filepath.Join(dir, "events.jsonl")
 	for round := range 2 {
 		cmd := exec.Command(modelattest, "audit", "--plain-http", "--policy", w.policy, "--watch", "500ms", "--state", state, "--events", evfile, w.repo)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
+		out := &lockedBuffer{} // read while the process writes
+		cmd.Stdout, cmd.Stderr = out, out
 		before := time.Time{}
 		if fi, err := os.Stat(state); err == nil {
 			before = fi.ModTime()

@@ -264,24 +264,6 @@ func TestSignalExitCodes(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestLoginAsksOnTerminal: login without -p on a terminal asks for the
 // user name (echoed) and the password (not echoed), then stores them.
 func TestLoginAsksOnTerminal(t *testing.T) {
