@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/modelattest/modelattest/internal/glob"
 	"github.com/modelattest/modelattest/oras"
 )
 
@@ -139,7 +140,7 @@ func celScopeRegexp(p *Policy) string {
 	for _, g := range scope {
 		host, path, ok := strings.Cut(oras.CanonicalPattern(g), "/")
 		if !ok || strings.Contains(host, "**") {
-			add(globBody(g))
+			add(glob.Expr(g))
 			continue
 		}
 		// Every spelling of the host that names the same registry: a
@@ -150,7 +151,7 @@ func celScopeRegexp(p *Policy) string {
 		if err != nil {
 			hh, port = strings.Trim(host, "[]"), ""
 		}
-		h := globBody(hh)
+		h := glob.Expr(hh)
 		if strings.Contains(hh, ":") {
 			h = `\[` + h + `\]`
 		}
@@ -159,12 +160,12 @@ func celScopeRegexp(p *Policy) string {
 		} else {
 			h += `\.?:0*` + regexp.QuoteMeta(port)
 		}
-		add(h + "/" + globBody(path))
+		add(h + "/" + glob.Expr(path))
 		if strings.EqualFold(host, "docker.io") {
-			add(`(?:index\.docker\.io|registry-1\.docker\.io|registry\.hub\.docker\.com)/` + globBody(path))
-			add(globBody(path))
+			add(`(?:index\.docker\.io|registry-1\.docker\.io|registry\.hub\.docker\.com)/` + glob.Expr(path))
+			add(glob.Expr(path))
 			if rest, ok := strings.CutPrefix(path, "library/"); ok {
-				add(globBody(rest))
+				add(glob.Expr(rest))
 			}
 		}
 	}

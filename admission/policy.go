@@ -15,6 +15,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/modelattest/modelattest/internal/glob"
 	"github.com/modelattest/modelattest/oras"
 	"github.com/modelattest/modelattest/referrers"
 )
@@ -97,7 +98,7 @@ func ParsePolicy(ctx context.Context, raw []byte, dir string) (*Policy, error) {
 	}
 	for i, g := range scope {
 		// In the canonical form names are in, as the policy's own rules.
-		re, err := globRegexp(oras.CanonicalPattern(g))
+		re, err := glob.Compile(oras.CanonicalPattern(g))
 		if err != nil {
 			return nil, fmt.Errorf("%w: admission.scope[%d] %q: %v", ErrPolicy, i, g, err)
 		}
@@ -165,34 +166,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// globRegexp turns a reference glob into an anchored regexp, as the
-// policy's rule matching does: ** matches anything, * and ? stay within a
-// path segment.
-func globRegexp(g string) (*regexp.Regexp, error) {
-	if g == "" {
-		return nil, errors.New("empty pattern")
-	}
-	return regexp.Compile("^" + globBody(g) + "$")
-}
-
-func globBody(g string) string {
-	var b strings.Builder
-	for i := 0; i < len(g); i++ {
-		switch c := g[i]; {
-		case c == '*' && i+1 < len(g) && g[i+1] == '*':
-			b.WriteString(".*")
-			i++
-		case c == '*':
-			b.WriteString("[^/]*")
-		case c == '?':
-			b.WriteString("[^/]")
-		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
-		}
-	}
-	return b.String()
 }
 
 // decodeSection reads the admission section as strictly as the rest of the

@@ -18,6 +18,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/modelattest/modelattest/internal/filetype"
 )
 
 // File is one regular file of a model directory, to become one raw layer.
@@ -185,10 +187,10 @@ func Scan(root string, opts ...ScanOption) ([]File, error) {
 				return fmt.Errorf("model file %q: link target: %w", rel, err)
 			}
 			if !fi.Mode().IsRegular() {
-				return fmt.Errorf("model file %q: links to a %s, not a regular file", rel, fileType(fi.Mode()))
+				return fmt.Errorf("model file %q: links to a %s, not a regular file", rel, filetype.Name(fi.Mode()))
 			}
 		} else if !d.Type().IsRegular() {
-			return fmt.Errorf("model file %q: a %s, not a regular file", rel, fileType(d.Type()))
+			return fmt.Errorf("model file %q: a %s, not a regular file", rel, filetype.Name(d.Type()))
 		}
 		if _, err := CleanPath(rel); err != nil {
 			return err
@@ -242,23 +244,6 @@ func readIgnoreFile(name string, domain []string) ([]gitignore.Pattern, error) {
 		ps = append(ps, gitignore.ParsePattern(l, slices.Clone(domain)))
 	}
 	return ps, nil
-}
-
-// fileType names a non-regular file's type in words.
-func fileType(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "folder"
-	case m&fs.ModeSymlink != 0:
-		return "symlink"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	}
-	return "special file"
 }
 
 func kindList() string {

@@ -22,6 +22,7 @@ import (
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/errdef"
 
+	"github.com/modelattest/modelattest/internal/filetype"
 	"github.com/modelattest/modelattest/modelspec"
 )
 
@@ -352,31 +353,13 @@ func (st *staging) notOurs(name string, dir bool) string {
 	}
 	switch {
 	case dir && !fi.IsDir():
-		return "a " + fileType(fi.Mode()) + ", not a folder"
+		return "a " + filetype.Name(fi.Mode()) + ", not a folder"
 	case !dir && !fi.Mode().IsRegular():
-		return "a " + fileType(fi.Mode()) + ", not a regular file"
+		return "a " + filetype.Name(fi.Mode()) + ", not a regular file"
 	case fi.Mode().Perm()&0o022 != 0:
 		return fmt.Sprintf("mode %#o: others can write it", fi.Mode().Perm())
 	}
 	return notOwned(fi, dir)
-}
-
-func fileType(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "folder"
-	case m.IsRegular():
-		return "regular file"
-	case m&fs.ModeSymlink != 0:
-		return "symlink"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	}
-	return "special file"
 }
 
 // failed cleans up after a failed pull and says what was kept.
@@ -652,9 +635,9 @@ func (st *staging) osPath(name string) string {
 // where a file goes (or a file where a folder goes) is a local conflict.
 func unsafeDest(p, at string, m fs.FileMode) error {
 	if m.IsDir() || m.IsRegular() {
-		return &ConflictError{Path: p, At: at, Found: fileType(m)}
+		return &ConflictError{Path: p, At: at, Found: filetype.Name(m)}
 	}
-	return fmt.Errorf("%w %q: %s in the output directory is a %s", modelspec.ErrUnsafePath, p, at, fileType(m))
+	return fmt.Errorf("%w %q: %s in the output directory is a %s", modelspec.ErrUnsafePath, p, at, filetype.Name(m))
 }
 
 // commit moves every staged file into the output directory, then removes

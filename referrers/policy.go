@@ -9,11 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/modelattest/modelattest/internal/glob"
 	"github.com/modelattest/modelattest/oras"
 )
 
@@ -318,7 +318,7 @@ func compileMatch(r *Rule, where string) error {
 	for _, g := range r.Match {
 		// Globs are matched against canonical names, so they are put in
 		// canonical form too: LOCALHOST:5601 and localhost:5601 are one host.
-		re, err := globRegexp(oras.CanonicalPattern(g))
+		re, err := glob.Compile(oras.CanonicalPattern(g))
 		if err != nil {
 			return fmt.Errorf("%w: %s: match %q: %w", ErrPolicy, where, g, err)
 		}
@@ -441,31 +441,6 @@ func (p *Policy) checkSigners(where string, signers []string, threshold *int) er
 		return fmt.Errorf("%w: %s: threshold %d with %d signers", ErrPolicy, where, *threshold, len(signers))
 	}
 	return nil
-}
-
-// globRegexp turns a reference glob into an anchored regexp: ** matches
-// anything, * and ? stay within a path segment.
-func globRegexp(g string) (*regexp.Regexp, error) {
-	if g == "" {
-		return nil, errors.New("empty pattern")
-	}
-	var b strings.Builder
-	b.WriteString("^")
-	for i := 0; i < len(g); i++ {
-		switch c := g[i]; {
-		case c == '*' && i+1 < len(g) && g[i+1] == '*':
-			b.WriteString(".*")
-			i++
-		case c == '*':
-			b.WriteString("[^/]*")
-		case c == '?':
-			b.WriteString("[^/]")
-		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
-		}
-	}
-	b.WriteString("$")
-	return regexp.Compile(b.String())
 }
 
 // Match returns the first rule matching repository (host/name, no tag or
