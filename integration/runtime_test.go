@@ -83,7 +83,7 @@ func TestRuntimeSimulatedEndToEnd(t *testing.T) {
 			} `json:"unmapped"`
 		} `json:"data"`
 	}
-	if n := strings.Count(string(lines), "\n"); n != 1 {
+	if n := len(regtest.DecisionEvents(t, lines)); n != 1 { // each line checked against events/decision.schema.json
 		t.Fatalf("%d decision events, want 1:\n%s", n, lines)
 	}
 	if err := json.Unmarshal(lines, &event); err != nil || event.Data.Decision.Face != "runtime-verify" || !event.Data.Decision.Allowed {
