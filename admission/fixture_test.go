@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/modelattest/modelattest/events"
 	"github.com/modelattest/modelattest/internal/regtest"
 	"github.com/modelattest/modelattest/oras"
 	"github.com/modelattest/modelattest/referrers"
@@ -35,6 +38,10 @@ type fixture struct {
 	proxy  *regtest.Proxy
 	signer *referrers.Signer
 	policy string
+	// events receives the decision events of every webhook the fixture
+	// starts (besides Options.Events): review checks them against each
+	// answer.
+	events *lockedBuffer
 }
 
 const testPolicy = `version: 1
@@ -74,7 +81,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, dir: dir, host: p.Host, proxy: p, signer: s, policy: filepath.Join(dir, "policy.yaml")}
+	f := &fixture{t: t, dir: dir, host: p.Host, proxy: p, signer: s, policy: filepath.Join(dir, "policy.yaml"), events: &lockedBuffer{}}
 	f.writePolicy(testPolicy)
 	return f
 }
@@ -120,6 +127,11 @@ func (f *fixture) webhook(opts Options) *Webhook {
 	f.t.Helper()
 	opts.PolicyFile = f.policy
 	opts.Remote.PlainHTTP = true
+	if opts.Events != nil {
+		opts.Events = events.Multi{opts.Events, events.NewWriterSink(f.events)}
+	} else {
+		opts.Events = events.NewWriterSink(f.events)
+	}
 	w, err := New(context.Background(), opts)
 	if err != nil {
 		f.t.Fatal(err)
@@ -160,4 +172,78 @@ func (f *fixture) requests() int {
 		n += f.proxy.Count(m, "/")
 	}
 	return n
+}
+
+// lockedBuffer is a bytes.Buffer safe for a sink and a test to share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// take returns what was written since the last take.
+func (l *lockedBuffer) take() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := append([]byte(nil), l.b.Bytes()...)
+	l.b.Reset()
+	return out
+}
+
+// review asks w about req, and for the validating endpoint checks the
+// decision events it emitted against the answer: each is schema-valid,
+// carries the request UID, and says allowed exactly when the answer does;
+// a denial's message holds the reason of at least one event. It returns
+// the answer and the events (the wire form).
+func (f *fixture) review(t testing.TB, w *Webhook, req *admissionv1.AdmissionRequest, mutate bool) (*admissionv1.AdmissionResponse, []map[string]any) {
+	t.Helper()
+	f.events.take()
+	resp := w.Review(context.Background(), req, mutate)
+	raw := f.events.take()
+	if mutate {
+		if len(raw) != 0 {
+			t.Errorf("the mutating endpoint emitted decision events:\n%s", raw)
+		}
+		return resp, nil
+	}
+	evs := regtest.DecisionEvents(t, raw)
+	explained := resp.Allowed
+	for _, e := range evs {
+		u := e["data"].(map[string]any)["unmapped"].(map[string]any)
+		if u["correlation_id"] != string(req.UID) {
+			t.Errorf("event correlation id %v, want the request UID %s", u["correlation_id"], req.UID)
+		}
+		if u["allowed"] != resp.Allowed {
+			t.Errorf("the answer says allowed=%v, an event says allowed=%v: %+v\n%s", resp.Allowed, u["allowed"], resp.Result, e["data"].(map[string]any)["message"])
+		}
+		if !resp.Allowed {
+			for _, r := range eventReasons(u) {
+				explained = explained || strings.Contains(resp.Result.Message, r)
+			}
+		}
+	}
+	if !explained {
+		t.Errorf("denied (%s), and no event gives a reason the answer gives:\n%s", resp.Result.Message, raw)
+	}
+	return resp, evs
+}
+
+// eventReasons lists an event's error and failed requirements' reasons.
+func eventReasons(u map[string]any) []string {
+	var out []string
+	if e, _ := u["error"].(string); e != "" {
+		out = append(out, e)
+	}
+	for _, r := range u["requirements"].([]any) {
+		r := r.(map[string]any)
+		if why, _ := r["reason"].(string); r["outcome"] == "failed" && why != "" {
+			out = append(out, why)
+		}
+	}
+	return out
 }

@@ -262,7 +262,7 @@ func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest,
 	defer func() {
 		w.metrics.observe(endpoint, outcomeOf(resp), time.Since(start))
 		if !mutate { // the validating call decides; the mutating one only pins
-			ev.emit(w.opts.Events, w.opts.Version)
+			ev.emit(w.opts.Events, w.opts.Version, resp)
 		}
 	}()
 
@@ -277,6 +277,7 @@ func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest,
 		return resp
 	}
 	if err != nil {
+		ev.add(pendingEvent{object: objectName(req), err: err})
 		return deny(resp, err.Error())
 	}
 	pol := w.policy.Load()
@@ -372,6 +373,16 @@ func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest,
 		}
 	}
 	return resp
+}
+
+// objectName names the request's object in an event when no model can be
+// read from it: "Pod ml/name".
+func objectName(req *admissionv1.AdmissionRequest) string {
+	name := req.Name
+	if req.Namespace != "" {
+		name = req.Namespace + "/" + name
+	}
+	return req.Kind.Kind + " " + name
 }
 
 type patchOp struct {

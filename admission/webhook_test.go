@@ -44,7 +44,7 @@ func TestReviewDecisions(t *testing.T) {
 			evbuf.Reset()
 			req := podRequest("ml", volumePod(c.ref, nil))
 			req.UserInfo.Username = "alice"
-			resp := w.Review(context.Background(), req, false)
+			resp, _ := f.review(t, w, req, false)
 			var ev events.Event
 			if err := json.Unmarshal(evbuf.Bytes(), &ev); err != nil {
 				t.Fatalf("not one decision event: %v\n%s", err, evbuf.String())
@@ -67,7 +67,7 @@ func TestReviewDecisions(t *testing.T) {
 			if c.audit != "" && !strings.Contains(resp.AuditAnnotations["models"], c.audit) {
 				t.Errorf("audit annotations %q do not say %q", resp.AuditAnnotations, c.audit)
 			}
-			m := w.Review(context.Background(), podRequest("ml", volumePod(c.ref, nil)), true)
+			m, _ := f.review(t, w, podRequest("ml", volumePod(c.ref, nil)), true)
 			if !m.Allowed {
 				t.Fatalf("the mutating endpoint denied: %+v", m.Result)
 			}
@@ -92,7 +92,7 @@ func TestOutOfScopeMakesNoRegistryCall(t *testing.T) {
 		"containers": []any{map[string]any{"name": "web", "image": "nginx:1.27"}, map[string]any{"name": "side", "image": f.host + "/other/app:v1"}},
 		"volumes":    []any{map[string]any{"name": "data", "image": map[string]any{"reference": "docker.io/library/busybox:1"}}},
 	}}
-	resp := w.Review(context.Background(), podRequest("ml", pod), false)
+	resp, _ := f.review(t, w, podRequest("ml", pod), false)
 	if !resp.Allowed || len(resp.Warnings) > 0 || resp.AuditAnnotations != nil {
 		t.Fatalf("out-of-scope pod: %+v", resp)
 	}
@@ -106,11 +106,11 @@ func TestCacheAvoidsTheRegistryAndFollowsThePolicy(t *testing.T) {
 	f.push("models/llama", "v1", true)
 	w := f.webhook(Options{})
 	ref := f.host + "/models/llama:v1"
-	if r := w.Review(context.Background(), podRequest("ml", volumePod(ref, nil)), false); !r.Allowed {
+	if r, _ := f.review(t, w, podRequest("ml", volumePod(ref, nil)), false); !r.Allowed {
 		t.Fatal(r.Result)
 	}
 	f.proxy.Reset()
-	if r := w.Review(context.Background(), podRequest("ml", volumePod(ref, nil)), false); !r.Allowed {
+	if r, _ := f.review(t, w, podRequest("ml", volumePod(ref, nil)), false); !r.Allowed {
 		t.Fatal(r.Result)
 	}
 	if n := f.requests(); n != 0 {
@@ -119,7 +119,7 @@ func TestCacheAvoidsTheRegistryAndFollowsThePolicy(t *testing.T) {
 	// A changed policy is a different cache key: verified again.
 	f.writePolicy(testPolicy + "# changed\n")
 	w.Reload(context.Background())
-	if r := w.Review(context.Background(), podRequest("ml", volumePod(ref, nil)), false); !r.Allowed {
+	if r, _ := f.review(t, w, podRequest("ml", volumePod(ref, nil)), false); !r.Allowed {
 		t.Fatal(r.Result)
 	}
 	if n := f.requests(); n == 0 {
@@ -135,11 +135,11 @@ func TestMutateModeRefusesUnpinned(t *testing.T) {
 	d := f.push("models/llama", "v1", true)
 	w := f.webhook(Options{Mutate: true})
 	ref := f.host + "/models/llama:v1"
-	r := w.Review(context.Background(), podRequest("ml", volumePod(ref, nil)), false)
+	r, _ := f.review(t, w, podRequest("ml", volumePod(ref, nil)), false)
 	if r.Allowed || !strings.Contains(r.Result.Message, "not pinned to a digest") {
 		t.Fatalf("unpinned reference with --mutate: %+v", r.Result)
 	}
-	if r := w.Review(context.Background(), podRequest("ml", volumePod(ref+"@"+d.Digest.String(), nil)), false); !r.Allowed {
+	if r, _ := f.review(t, w, podRequest("ml", volumePod(ref+"@"+d.Digest.String(), nil)), false); !r.Allowed {
 		t.Fatalf("pinned reference: %+v", r.Result)
 	}
 }
@@ -150,7 +150,7 @@ func TestRegistryDownIsDeniedWithinBudget(t *testing.T) {
 	w := f.webhook(Options{Timeout: time.Second})
 	f.proxy.SetDelay(func(*http.Request) time.Duration { return 5 * time.Second })
 	start := time.Now()
-	r := w.Review(context.Background(), podRequest("ml", volumePod(f.host+"/models/llama:v1", nil)), false)
+	r, _ := f.review(t, w, podRequest("ml", volumePod(f.host+"/models/llama:v1", nil)), false)
 	took := time.Since(start)
 	if r.Allowed || !strings.Contains(r.Result.Message, "registry unreachable") {
 		t.Fatalf("stalled registry: %+v", r.Result)
@@ -162,7 +162,7 @@ func TestRegistryDownIsDeniedWithinBudget(t *testing.T) {
 	f.proxy.SetDelay(nil)
 	f.proxy.SetFault(func(*http.Request) int { return http.StatusServiceUnavailable })
 	w = f.webhook(Options{Timeout: 2 * time.Second})
-	r = w.Review(context.Background(), podRequest("ml", volumePod(f.host+"/models/llama:v1", nil)), false)
+	r, _ = f.review(t, w, podRequest("ml", volumePod(f.host+"/models/llama:v1", nil)), false)
 	if r.Allowed || !strings.Contains(r.Result.Message, "registry unreachable") {
 		t.Fatalf("registry answering 503: %+v", r.Result)
 	}
@@ -179,7 +179,7 @@ func TestBrokenPolicyKeepsTheOld(t *testing.T) {
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "policy reload failed") || !strings.Contains(rec.Body.String(), "nobody") {
 		t.Fatalf("/readyz after a broken policy: %d %s", rec.Code, rec.Body)
 	}
-	r := w.Review(context.Background(), podRequest("ml", volumePod(f.host+"/models/unsigned:v1", nil)), false)
+	r, _ := f.review(t, w, podRequest("ml", volumePod(f.host+"/models/unsigned:v1", nil)), false)
 	if r.Allowed || !strings.Contains(r.Result.Message, "policy rule 0") {
 		t.Fatalf("the old policy no longer decides: %+v", r.Result)
 	}
@@ -208,7 +208,7 @@ func TestExemptionOnlyWhenThePolicyNamesIt(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := w.Review(context.Background(), podRequest(c.ns, volumePod(ref, map[string]any{ExemptionAnnotation: c.exemption})), false)
+			r, _ := f.review(t, w, podRequest(c.ns, volumePod(ref, map[string]any{ExemptionAnnotation: c.exemption})), false)
 			if r.Allowed != c.allowed {
 				t.Fatalf("allowed = %v: %+v", r.Allowed, r.Result)
 			}

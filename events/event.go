@@ -295,7 +295,17 @@ type Options struct {
 	Time time.Time
 	// Version is the product version (zero: omitted).
 	Version string
+	// Refused, when set, says the face refused the model for a reason the
+	// report does not hold (admission: the reference is not pinned to a
+	// digest, or another model of the same request was refused). The event
+	// then says verdict fail, not allowed, with Refused as a failed
+	// requirement, so it agrees with what the face answered (zero: the
+	// report alone decides).
+	Refused string
 }
+
+// RefusedRequirement is the requirement an event lists for Options.Refused.
+const RefusedRequirement = "admitted by the face"
 
 // FromReport builds the event of one decision from its report.
 func FromReport(rep *referrers.Report, opts Options) Event {
@@ -314,6 +324,12 @@ func FromReport(rep *referrers.Report, opts Options) Event {
 			out.Outcome = "failed"
 		}
 		d.Requirements = append(d.Requirements, out)
+	}
+	if opts.Refused != "" {
+		// The face refused what the report alone would let through: the
+		// event says what the face did, and why.
+		d.Verdict, d.Allowed = VerdictFail, false
+		d.Requirements = append(d.Requirements, Requirement{What: RefusedRequirement, Outcome: "failed", Reason: opts.Refused})
 	}
 	signers, types := map[string]bool{}, map[string]bool{}
 	for _, f := range rep.Referrers {
