@@ -89,9 +89,12 @@ func (w *Webhook) check(ctx context.Context, pol *loadedPolicy, ref *modelRef, c
 	return desc.Digest, v.(*referrers.Report), false, nil
 }
 
-// verify runs referrers.VerifyModel and caches the report. A report is
-// cached for a TTL only when it holds for the whole TTL: the rule's maxAge
-// is measured at the end of it.
+// verify runs referrers.VerifyModel and caches the report. A pass is
+// cached only for as long as it holds: until the end of the TTL when the
+// rule's maxAge (SLSA provenance or VSA) is still met then, and never past
+// the earliest expiry of a certificate the verification rested on
+// (Report.ValidUntil). A pass that would not hold for the whole TTL is not
+// cached; a failure is cached for the tag TTL.
 func (w *Webhook) verify(ctx context.Context, pol *loadedPolicy, t *oras.Target, ref *modelRef, desc ocispec.Descriptor, key decisionKey) (*referrers.Report, error) {
 	now := time.Now()
 	ttl := w.opts.CacheTTL
@@ -99,12 +102,12 @@ func (w *Webhook) verify(ctx context.Context, pol *loadedPolicy, t *oras.Target,
 		if rule, _ := pol.Match(t.Name); rule != nil && !rule.Reject && hasMaxAge(rule) {
 			rep, err := w.verifyAt(ctx, pol, t, desc, now.Add(ttl))
 			if err == nil && rep.Passed {
-				w.cache.putDecision(key, rep, now.Add(ttl))
+				w.cacheDecision(key, rep, now, ttl)
 				return rep, nil
 			}
 			// It would not hold for the whole TTL: decide as of now, and
-			// cache only briefly.
-			ttl = min(ttl, w.opts.TagTTL)
+			// do not keep a pass.
+			ttl = 0
 		}
 	}
 	rep, err := w.verifyAt(ctx, pol, t, desc, now)
@@ -112,12 +115,26 @@ func (w *Webhook) verify(ctx context.Context, pol *loadedPolicy, t *oras.Target,
 		return nil, w.registryError(ctx, ref, err)
 	}
 	if !rep.Passed {
-		ttl = min(ttl, w.opts.TagTTL)
+		ttl = min(w.opts.CacheTTL, w.opts.TagTTL)
 	}
-	if ttl > 0 {
-		w.cache.putDecision(key, rep, now.Add(ttl))
-	}
+	w.cacheDecision(key, rep, now, ttl)
 	return rep, nil
+}
+
+// cacheDecision keeps rep for ttl from now, never past rep.ValidUntil
+// (not at all when ttl is not positive or ValidUntil has come).
+func (w *Webhook) cacheDecision(key decisionKey, rep *referrers.Report, now time.Time, ttl time.Duration) {
+	if ttl <= 0 || w.opts.CacheTTL <= 0 {
+		return
+	}
+	expires := now.Add(ttl)
+	if !rep.ValidUntil.IsZero() && rep.ValidUntil.Before(expires) {
+		expires = rep.ValidUntil
+	}
+	if !expires.After(time.Now()) {
+		return
+	}
+	w.cache.putDecision(key, rep, expires)
 }
 
 func (w *Webhook) verifyAt(ctx context.Context, pol *loadedPolicy, t *oras.Target, desc ocispec.Descriptor, at time.Time) (*referrers.Report, error) {
@@ -134,9 +151,11 @@ func (w *Webhook) verifyAt(ctx context.Context, pol *loadedPolicy, t *oras.Targe
 	return rep, nil
 }
 
+// hasMaxAge reports whether a pass under r can expire with time: a SLSA
+// provenance maxAge, or a VSA (whose maxAge is required).
 func hasMaxAge(r *referrers.Rule) bool {
 	for _, a := range r.Attestations {
-		if a.SLSA != nil && a.SLSA.MaxAge != "" {
+		if a.SLSA != nil && a.SLSA.MaxAge != "" || a.VSA != nil {
 			return true
 		}
 	}

@@ -104,6 +104,9 @@ type Finding struct {
 	// signature (keyFingerprint): distinct signers are counted by key, so
 	// one key under two anchor names is one signer.
 	keys map[string]string
+	// notAfter is when this finding's verification stops holding (zero:
+	// never); Report.ValidUntil is the earliest over counted findings.
+	notAfter time.Time
 }
 
 // verifiedBy records that anchor verified the finding's signature, made
@@ -146,6 +149,14 @@ type Report struct {
 	Requirements []Requirement      `json:"requirements"`
 	Referrers    []Finding          `json:"referrers"`
 	VerifiedAt   time.Time          `json:"verifiedAt"`
+	// ValidUntil, when not zero, is the earliest time a certificate (or
+	// CRL) that a counted signature's verification rested on stops being
+	// valid: an X.509 PKI chain's leaf, intermediate or root, a CRL's
+	// nextUpdate plus grace, a Notary Project signing chain, a Fulcio leaf
+	// still valid at VerifiedAt. Past it the report may no longer hold, so
+	// a caller caching the decision (admission) keeps it no longer. Plain
+	// keys do not expire: zero when only they verified.
+	ValidUntil time.Time `json:"validUntil,omitzero"`
 	// NotCovered lists what the rule leaves unsigned: set when model
 	// signing is all it binds the model by (see docs/POLICY.md).
 	NotCovered []string `json:"notCovered,omitempty"`
@@ -220,7 +231,28 @@ func VerifyModel(ctx context.Context, src orasgo.ReadOnlyGraphTarget, repository
 		}
 		rep.Requirements = append(rep.Requirements, requireSigned(rep, "attestation "+a.PredicateType, a.PredicateType, a.Signers, a.Threshold, check))
 	}
+	rep.ValidUntil = validUntil(rep)
 	return rep, finish(rep)
+}
+
+// validUntil is the earliest expiry among the findings the report's
+// satisfied requirements counted (zero: none expires).
+func validUntil(rep *Report) time.Time {
+	counted := map[digest.Digest]bool{}
+	for _, r := range rep.Requirements {
+		if r.Satisfied {
+			for _, d := range r.Referrers {
+				counted[d] = true
+			}
+		}
+	}
+	var t time.Time
+	for _, f := range rep.Referrers {
+		if counted[f.Digest] {
+			t = earliest(t, f.notAfter)
+		}
+	}
+	return t.UTC()
 }
 
 func finish(rep *Report) error {
@@ -301,22 +333,24 @@ func verifyFinding(f *Finding, r *Referrer, subject digest.Digest, p *Policy, an
 	var reasons []string
 	for _, name := range anchors {
 		var st *Statement
+		var until time.Time
 		if r.PredicateType == PredicateModelSigning && f.Depth == 1 {
 			// A model-signing statement's subject is the digest over the
 			// model's files, not the manifest: it is bound to this model by
 			// CheckOMS against the manifest's layers, which the rule runs on
 			// every model-signing statement it counts.
-			st, err = p.verifiers[name].verifyParsed(b, verify.WithoutArtifactUnsafe(), "")
+			st, until, err = p.verifiers[name].verifyParsedUntil(b, verify.WithoutArtifactUnsafe(), "")
 			if err == nil && st.PredicateType != PredicateModelSigning {
 				err = fmt.Errorf("statement is %s, not a model-signing statement", st.PredicateType)
 			}
 		} else {
-			st, err = p.verifiers[name].verifySubject(b, subject)
+			st, until, err = p.verifiers[name].verifySubjectUntil(b, subject)
 		}
 		if err != nil {
 			reasons = append(reasons, strings.TrimPrefix(err.Error(), ErrVerification.Error()+": "))
 			continue
 		}
+		f.notAfter = earliest(f.notAfter, until)
 		f.verifiedBy(name, p.verifiers[name].signingKey(b))
 		f.statement = st
 		f.PredicateType = st.PredicateType

@@ -300,6 +300,11 @@ type NotationSignature struct {
 	// key is the signing key's fingerprint: one key is one signer, whether
 	// it signs a bundle or a Notary Project signature.
 	key string
+	// notAfter is the earliest NotAfter of the signing chain still valid
+	// now (zero: none). Without a trusted timestamp the chain must be
+	// valid when verified, so its expiry ends the verification; with one,
+	// counting it only makes a caller verify again sooner.
+	notAfter time.Time
 }
 
 // IsNotation reports whether v trusts Notary Project signatures (it then
@@ -337,6 +342,12 @@ func (v *Verifier) VerifyNotation(ctx context.Context, subject ocispec.Descripto
 	}
 	sig := &NotationSignature{Format: env.Format(), SigningScheme: string(si.SignedAttributes.SigningScheme),
 		Signer: leaf.Subject.String(), SigningTime: si.SignedAttributes.SigningTime.UTC(), key: keyFingerprint(leaf.PublicKey)}
+	now := time.Now()
+	for _, c := range si.CertificateChain {
+		if c.NotAfter.After(now) {
+			sig.notAfter = earliest(sig.notAfter, c.NotAfter)
+		}
+	}
 	if len(si.UnsignedAttributes.TimestampSignature) > 0 && len(nv.trust.TSA) > 0 {
 		if ts, err := timestampTime(si); err == nil {
 			sig.Timestamp = &ts

@@ -28,6 +28,7 @@ func verifyNotationFinding(ctx context.Context, f *Finding, env *NotationEnvelop
 			continue
 		}
 		f.verifiedBy(name, sig.key)
+		f.notAfter = earliest(f.notAfter, sig.notAfter)
 		f.notation, f.Signer, f.Notes = sig, sig.Signer, sig.Notes
 	}
 	switch {

@@ -211,22 +211,52 @@ func (v *Verifier) verifySubject(b *bundle.Bundle, subject digest.Digest) (*Stat
 }
 
 func (v *Verifier) verifyParsed(b *bundle.Bundle, artifact verify.ArtifactPolicyOption, subject digest.Digest) (*Statement, error) {
-	if v.notation != nil {
-		return nil, fmt.Errorf("%w: %s: trusts Notary Project signatures, not Sigstore bundles", ErrVerification, v.Name)
+	st, _, err := v.verifyParsedUntil(b, artifact, subject)
+	return st, err
+}
+
+// verifySubjectUntil is verifySubject, also returning until when the
+// verification holds (see verifyParsedUntil).
+func (v *Verifier) verifySubjectUntil(b *bundle.Bundle, subject digest.Digest) (*Statement, time.Time, error) {
+	raw, err := hex.DecodeString(subject.Encoded())
+	if err != nil || subject.Validate() != nil {
+		return nil, time.Time{}, fmt.Errorf("subject %q: not a digest", subject)
 	}
+	return v.verifyParsedUntil(b, verify.WithArtifactDigest(subject.Algorithm().String(), raw), subject)
+}
+
+// verifyParsedUntil verifies a checked bundle and returns, besides its
+// statement, the earliest time a certificate (or CRL) the verification
+// rested on stops being valid; zero when none does (a plain key). A
+// company PKI's chain is checked at the current time, so its expiry ends
+// the verification. A Fulcio leaf is checked at its transparency log
+// entry's time, so once expired it no longer matters; while it is still
+// valid its NotAfter is returned all the same, which only makes a caller
+// verify again sooner.
+func (v *Verifier) verifyParsedUntil(b *bundle.Bundle, artifact verify.ArtifactPolicyOption, subject digest.Digest) (*Statement, time.Time, error) {
+	if v.notation != nil {
+		return nil, time.Time{}, fmt.Errorf("%w: %s: trusts Notary Project signatures, not Sigstore bundles", ErrVerification, v.Name)
+	}
+	var until time.Time
 	if v.x509 != nil {
-		if err := v.verifyX509(b); err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrVerification, v.Name, err)
+		t, err := v.verifyX509(b)
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("%w: %s: %w", ErrVerification, v.Name, err)
 		}
+		until = t
 	} else if _, err := v.sv.Verify(b, verify.NewPolicy(artifact, v.policy...)); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrVerification, v.Name, err)
+		return nil, time.Time{}, fmt.Errorf("%w: %s: %w", ErrVerification, v.Name, err)
+	} else if v.pub == nil {
+		if leaf, _, err := bundleCertificates(b); err == nil && leaf.NotAfter.After(time.Now()) {
+			until = leaf.NotAfter
+		}
 	}
 	st, err := ParseStatement(b.GetDsseEnvelope().GetPayload())
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrVerification, err)
+		return nil, time.Time{}, fmt.Errorf("%w: %w", ErrVerification, err)
 	}
 	if subject != "" && !st.Names(subject) {
-		return nil, fmt.Errorf("%w: statement does not name %s", ErrVerification, subject)
+		return nil, time.Time{}, fmt.Errorf("%w: statement does not name %s", ErrVerification, subject)
 	}
-	return st, nil
+	return st, until, nil
 }

@@ -183,41 +183,62 @@ func NewX509Verifier(name string, rootsPEM []byte, c X509Constraints) (*Verifier
 	return &Verifier{Name: name, x509: a}, nil
 }
 
-// verifyX509 checks a bundle signed with a certificate chain.
-func (v *Verifier) verifyX509(b *bundle.Bundle) error {
+// verifyX509 checks a bundle signed with a certificate chain. It returns
+// when the check stops holding: the earliest NotAfter of the chain that
+// verified (leaf, intermediates, root) and, with CRLs, the earliest
+// nextUpdate (plus grace) of the CRLs it was checked against.
+func (v *Verifier) verifyX509(b *bundle.Bundle) (time.Time, error) {
 	leaf, inter, err := bundleCertificates(b)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	a := v.x509
 	now := time.Now()
 	chains, err := leaf.Verify(x509.VerifyOptions{Roots: a.roots, Intermediates: inter, CurrentTime: now,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}})
 	if err != nil {
-		return fmt.Errorf("certificate chain: %w", err)
+		return time.Time{}, fmt.Errorf("certificate chain: %w", err)
 	}
 	if err := a.checkEKU(leaf); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if err := a.checkSubject(leaf); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if err := a.checkSANs(leaf); err != nil {
-		return err
+		return time.Time{}, err
 	}
-	if err := a.checkRevocation(chains, now); err != nil {
-		return err
+	until, err := a.checkRevocation(chains, now)
+	if err != nil {
+		return time.Time{}, err
 	}
 	env := b.GetDsseEnvelope()
 	sv, err := signature.LoadDefaultVerifier(leaf.PublicKey)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	pae := dsse.PAE(env.GetPayloadType(), env.GetPayload())
 	if err := sv.VerifySignature(bytes.NewReader(env.GetSignatures()[0].GetSig()), bytes.NewReader(pae)); err != nil {
-		return fmt.Errorf("signature: %w", err)
+		return time.Time{}, fmt.Errorf("signature: %w", err)
 	}
-	return nil
+	return until, nil
+}
+
+// chainExpiry is the earliest NotAfter in chain.
+func chainExpiry(chain []*x509.Certificate) time.Time {
+	var t time.Time
+	for _, c := range chain {
+		t = earliest(t, c.NotAfter)
+	}
+	return t
+}
+
+// earliest is the earlier of a and b, a zero time meaning "never".
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // bundleCertificates returns the leaf and the intermediates a bundle carries.
@@ -312,42 +333,47 @@ func (a *x509Anchor) checkSANs(leaf *x509.Certificate) error {
 // checkRevocation passes when one verified chain has no certificate below
 // its root revoked by a current CRL of its issuer. With no CRLs configured
 // nothing is checked.
-func (a *x509Anchor) checkRevocation(chains [][]*x509.Certificate, now time.Time) error {
+//
+// It also returns until when the chain that passed holds: its earliest
+// certificate NotAfter and CRL nextUpdate (plus the grace period).
+func (a *x509Anchor) checkRevocation(chains [][]*x509.Certificate, now time.Time) (until time.Time, err error) {
 	if len(a.crls) == 0 {
-		return nil
+		return chainExpiry(chains[0]), nil
 	}
 	var first error
 	for _, chain := range chains {
-		err := a.checkChainRevocation(chain, now)
+		crlUntil, err := a.checkChainRevocation(chain, now)
 		if err == nil {
-			return nil
+			return earliest(chainExpiry(chain), crlUntil), nil
 		}
 		if first == nil {
 			first = err
 		}
 	}
-	return first
+	return time.Time{}, first
 }
 
-func (a *x509Anchor) checkChainRevocation(chain []*x509.Certificate, now time.Time) error {
+func (a *x509Anchor) checkChainRevocation(chain []*x509.Certificate, now time.Time) (time.Time, error) {
+	var until time.Time
 	for i := 0; i+1 < len(chain); i++ {
 		cert, issuer := chain[i], chain[i+1]
 		crl, err := a.crlOf(issuer, now)
 		if err != nil {
-			return fmt.Errorf("revocation of %q: %w", cert.Subject, err)
+			return time.Time{}, fmt.Errorf("revocation of %q: %w", cert.Subject, err)
 		}
+		until = earliest(until, crl.NextUpdate.Add(a.c.CRLGracePeriod))
 		for _, e := range crl.RevokedCertificateEntries {
 			if e.SerialNumber != nil && e.SerialNumber.Cmp(cert.SerialNumber) == 0 {
 				what := "intermediate"
 				if i == 0 {
 					what = "leaf"
 				}
-				return fmt.Errorf("%s certificate %q (serial %s) is revoked since %s (CRL of %q)",
+				return time.Time{}, fmt.Errorf("%s certificate %q (serial %s) is revoked since %s (CRL of %q)",
 					what, cert.Subject, cert.SerialNumber, e.RevocationTime.UTC().Format(time.RFC3339), issuer.Subject)
 			}
 		}
 	}
-	return nil
+	return until, nil
 }
 
 // crlOf finds a current CRL signed by issuer; none is an error: with CRLs
