@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdh"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -483,5 +484,47 @@ func TestBrokerCouldNotDecide(t *testing.T) {
 	e := regtest.DecisionEvents(t, f.events.Bytes())
 	if u := e[0]["data"].(map[string]any)["unmapped"].(map[string]any); u["verdict"] != "error" || u["allowed"] != false {
 		t.Fatalf("event: %v", u)
+	}
+}
+
+// The worked example of docs/RUNTIME.md's wrap format, pinned (and checked
+// independently with Python's cryptography package when it was written):
+// broker scalar 32 × 0x11, recipient scalar 32 × 0x22, model modelA,
+// layer modelB, key bytes 00…1f, GCM nonce 12 zero bytes.
+func TestWrapWorkedExample(t *testing.T) {
+	bpriv, err := ecdh.P256().NewPrivateKey(bytes.Repeat([]byte{0x11}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rpriv, err := ecdh.P256().NewPrivateKey(bytes.Repeat([]byte{0x22}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rspki, _ := x509.MarshalPKIXPublicKey(rpriv.PublicKey())
+	key := make([]byte, 32)
+	for i := range key {
+		key[i] = byte(i)
+	}
+	rel, err := wrapKeysWith(modelA, map[digest.Digest][]byte{modelB: key}, rspki, bpriv, bytes.NewReader(make([]byte, 12)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, _ := bpriv.ECDH(rpriv.PublicKey())
+	info := wrapInfo(modelA, modelB, rel.BrokerKey, rspki)
+	k, _ := hkdf.Key(sha256.New, secret, nil, string(info), 32)
+	for _, c := range []struct{ what, got, want string }{
+		{"Z", hex.EncodeToString(secret), "ccfc261f58193c98ca4ad4a53bbac6f0ee29bc4d48438090446908622ca79af6"},
+		{"info length", fmt.Sprint(len(info)), "367"},
+		{"K", hex.EncodeToString(k), "dd8df9755fe7b0e0f41d3eef765a03f1eda99e941305a3a2e2507ec73c830cae"},
+		{"wrapped", hex.EncodeToString(rel.Keys[0].Wrapped), "000000000000000000000000" +
+			"1bc49483c352c1c0aff9f82f02ee27dde7198c8b727593c7d91245cfb1a7bee2" + "ce1bffbed6655f3288cadc0a86c2ffe0"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %s, want %s", c.what, c.got, c.want)
+		}
+	}
+	got, err := rel.Unwrap(rpriv, modelA)
+	if err != nil || !bytes.Equal(got[modelB], key) {
+		t.Fatalf("unwrap: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/opencontainers/go-digest"
@@ -115,13 +116,19 @@ func ParseP256SPKI(der []byte) (*ecdh.PublicKey, error) {
 // HKDF-SHA256 with an info string binding the model and layer digests and
 // both public keys, then AES-256-GCM.
 func WrapKeys(model digest.Digest, keys map[digest.Digest][]byte, recipientSPKI []byte) (*KeyRelease, error) {
-	rpub, err := ParseP256SPKI(recipientSPKI)
-	if err != nil {
-		return nil, fmt.Errorf("recipient key: %w", err)
-	}
 	eph, err := ecdh.P256().GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
+	}
+	return wrapKeysWith(model, keys, recipientSPKI, eph, rand.Reader)
+}
+
+// wrapKeysWith is WrapKeys with the broker key and the source of GCM
+// nonces given (the worked example in the tests fixes both).
+func wrapKeysWith(model digest.Digest, keys map[digest.Digest][]byte, recipientSPKI []byte, eph *ecdh.PrivateKey, rnd io.Reader) (*KeyRelease, error) {
+	rpub, err := ParseP256SPKI(recipientSPKI)
+	if err != nil {
+		return nil, fmt.Errorf("recipient key: %w", err)
 	}
 	bspki, err := x509.MarshalPKIXPublicKey(eph.PublicKey())
 	if err != nil {
@@ -144,7 +151,7 @@ func WrapKeys(model digest.Digest, keys map[digest.Digest][]byte, recipientSPKI 
 			return nil, err
 		}
 		n := make([]byte, gcmNonceSize, gcmNonceSize+len(keys[l])+aead.Overhead())
-		if _, err := rand.Read(n); err != nil {
+		if _, err := io.ReadFull(rnd, n); err != nil {
 			return nil, err
 		}
 		rel.Keys = append(rel.Keys, WrappedKey{Layer: l, Wrapped: aead.Seal(n, n, keys[l], info)})
