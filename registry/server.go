@@ -309,7 +309,13 @@ func (s *Server) putManifest(w *statusWriter, r *http.Request, repo, ref string)
 		return
 	}
 	limit := s.cfg.MaxManifestBytes
+	// A push refused before its body is read closes the connection: else
+	// net/http, to reuse the connection, first reads and discards up to
+	// 256 KiB of the unread body before it sends the answer, so a client
+	// that stalls mid-body would not hear the refusal until the read gives up.
+	refuse := func() { w.Header().Set("Connection", "close") }
 	if r.ContentLength > limit {
+		refuse()
 		_ = errcode.ServeJSON(w, errcode.ErrorCodeManifestInvalid.WithMessage("manifest too big").WithDetail(
 			fmt.Sprintf("a manifest may be at most %d bytes", limit)))
 		return
@@ -320,6 +326,7 @@ func (s *Server) putManifest(w *statusWriter, r *http.Request, repo, ref string)
 		reserve = r.ContentLength + 1
 	}
 	if !s.bodies.TryAcquire(reserve) {
+		refuse()
 		w.Header().Set("Retry-After", "1")
 		_ = errcode.ServeJSON(w, errcode.ErrorCodeTooManyRequests.WithDetail(
 			fmt.Sprintf("more than %d bytes of manifests are being received; retry", s.cfg.MaxBufferedBytes)))
