@@ -18,6 +18,20 @@ type Tracker interface {
 	Done(status string, err error)
 }
 
+// Planner is a Progress that shows totals (an aggregate bar's size and
+// ETA). Push and Pull call Plan once, before the first Track, with the
+// bytes of all the blobs they will check or move; a blob that is then
+// skipped, mounted or already present ends with a status saying so.
+type Planner interface {
+	Plan(totalBytes int64)
+}
+
+func plan(p Progress, total int64) {
+	if pl, ok := p.(Planner); ok {
+		pl.Plan(total)
+	}
+}
+
 type noTracker struct{}
 
 func (noTracker) Add(int64)          {}

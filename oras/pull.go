@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -60,6 +61,11 @@ type PullOptions struct {
 	// example staging afresh because the staging folder was not ours (nil:
 	// warnings only go to PullResult.Warnings).
 	Warn func(msg string)
+	// DigestCacheDir, when set, is the folder of PushOptions.DigestCacheDir:
+	// the pull records there in which registry repository each blob was
+	// read, so that a push of these files to another repository of that
+	// registry mounts them instead of sending them. Empty: nothing recorded.
+	DigestCacheDir string
 }
 
 // PulledFile is one file a pull wrote or found in place.
@@ -79,6 +85,10 @@ type PullResult struct {
 	Removed []string `json:"removed,omitempty"`
 	// Warnings are the messages also given to PullOptions.Warn.
 	Warnings []string `json:"warnings,omitempty"`
+	// Bytes is the size of the files pulled (present and resumed ones
+	// included); Seconds the pull's wall time.
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"`
 }
 
 // FetchManifest reads the image manifest desc from src, refusing one over
@@ -146,6 +156,7 @@ func isVerifyErr(err error) bool {
 // warning. On Windows, where ownership is not checked this way, a pull never
 // resumes: a failed pull removes its staging folder.
 func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, outDir string, opts PullOptions) (*PullResult, error) {
+	start := time.Now()
 	m, _, err := FetchManifest(ctx, src, desc)
 	if err != nil {
 		return nil, err
@@ -209,6 +220,11 @@ func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, out
 		}
 	}
 
+	var total int64
+	for _, e := range entries {
+		total += e.Layer.Size
+	}
+	plan(opts.Progress, total)
 	var mu sync.Mutex
 	var archiveFiles []stagedFile
 	g, gctx := errgroup.WithContext(ctx)
@@ -262,6 +278,11 @@ func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, out
 			return res, err
 		}
 	}
+	recordPulled(opts.DigestCacheDir, src, res)
+	for _, f := range res.Files {
+		res.Bytes += f.Size
+	}
+	res.Seconds = time.Since(start).Seconds()
 	return res, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	orasgo "oras.land/oras-go/v2"
@@ -46,17 +47,36 @@ type PushOptions struct {
 	// DigestCacheDir, when set, is a folder where the digest of each pushed
 	// file is remembered by its inode, size and times, so a later push of
 	// the unchanged file skips a blob the registry already has without
-	// reading it. Empty: no cache.
+	// reading it. The folder also records (locations.json, bounded) the
+	// registry repositories where each blob was pushed or pulled
+	// (PullOptions.DigestCacheDir): a blob the destination lacks is then
+	// mounted from another repository of the same registry instead of being
+	// sent. Empty: no cache, no mounts.
 	DigestCacheDir string
 }
 
 // Push packs the model directory dir and stores it in dst, tagging it with
 // ref when ref is not empty. Each file is read once and never whole into
-// memory. It returns the manifest descriptor.
+// memory. It returns the manifest descriptor; PushModel also says what
+// happened to each blob.
 func Push(ctx context.Context, dst orasgo.Target, ref, dir string, opts PushOptions) (ocispec.Descriptor, error) {
-	files, err := modelspec.Scan(dir, opts.Scan...)
+	res, err := PushModel(ctx, dst, ref, dir, opts)
 	if err != nil {
 		return ocispec.Descriptor{}, err
+	}
+	return res.Manifest, nil
+}
+
+// PushModel is Push, returning what happened to each file's blob: skipped
+// because the registry has it, mounted from another repository of the same
+// registry (see PushOptions.DigestCacheDir), or uploaded. Different blobs
+// move concurrently (PushOptions.Concurrency); one blob's upload is a
+// sequence of requests on one session, as the distribution spec has it.
+func PushModel(ctx context.Context, dst orasgo.Target, ref, dir string, opts PushOptions) (*PushResult, error) {
+	start := time.Now()
+	files, err := modelspec.Scan(dir, opts.Scan...)
+	if err != nil {
+		return nil, err
 	}
 	meta, annotations := opts.Metadata, opts.Annotations
 	if !opts.NoDetectMetadata {
@@ -75,32 +95,88 @@ func Push(ctx context.Context, dst orasgo.Target, ref, dir string, opts PushOpti
 		}
 	}
 	layers := make([]ocispec.Descriptor, len(files))
-	cache := newDigestCache(opts.DigestCacheDir)
+	res := &PushResult{Blobs: make([]PushedBlob, len(files))}
+	up := newUploader(dst, opts.DigestCacheDir)
+	var total int64
+	for _, f := range files {
+		total += f.Size
+	}
+	plan(opts.Progress, total)
+	// What was learnt is kept even when another file fails.
+	defer up.where.save()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(concurrency(opts.Concurrency))
 	for i, f := range files {
 		g.Go(func() error {
 			t := track(opts.Progress, f.Path, f.Size)
-			d, status, err := uploadFile(gctx, dst, f.OSPath, f.Size, cache, t)
-			t.Done(status, err)
+			sent := &countingWriter{t: t}
+			b, err := up.upload(gctx, f.OSPath, f.Size, sent)
+			t.Done(string(b.Status), err)
 			if err != nil {
 				return fmt.Errorf("layer %q: %w", f.Path, err)
 			}
-			layers[i], err = f.Layer(d, opts.Created)
+			b.Path, b.Sent = f.Path, sent.n.Load()
+			res.Blobs[i] = b
+			layers[i], err = f.Layer(b.Digest, opts.Created)
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return ocispec.Descriptor{}, err
+		return nil, err
 	}
 	art, err := modelspec.NewArtifact(meta, opts.Created, layers, annotations)
 	if err != nil {
-		return ocispec.Descriptor{}, err
+		return nil, err
 	}
 	if err := PushArtifact(ctx, dst, ref, art); err != nil {
-		return ocispec.Descriptor{}, err
+		return nil, err
 	}
-	return art.ManifestDesc, nil
+	res.Manifest = art.ManifestDesc
+	for _, b := range res.Blobs {
+		res.Bytes += b.Size
+		res.Sent += b.Sent
+	}
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+// BlobStatus says how a blob reached the registry.
+type BlobStatus string
+
+const (
+	// BlobUploaded: the blob's bytes were sent.
+	BlobUploaded BlobStatus = "uploaded"
+	// BlobSkipped: the store had the blob already (it answered HEAD).
+	BlobSkipped BlobStatus = "skipped"
+	// BlobMounted: the registry mounted the blob from another repository
+	// of its own (POST ?mount=&from= answered 201); nothing was sent.
+	BlobMounted BlobStatus = "mounted"
+)
+
+// PushedBlob is what a push did with one file's blob.
+type PushedBlob struct {
+	Path   string        `json:"path"`
+	Digest digest.Digest `json:"digest"`
+	Size   int64         `json:"size"`
+	Status BlobStatus    `json:"status"`
+	// MountedFrom is the repository a mounted blob came from.
+	MountedFrom string `json:"mountedFrom,omitempty"`
+	// Sent is how many of the blob's bytes went out in request bodies
+	// (an attempt that failed and was retried is not counted).
+	Sent int64 `json:"sentBytes"`
+}
+
+// PushResult says what a push did. Config and manifest, a few KiB, are
+// not among Blobs.
+type PushResult struct {
+	Manifest ocispec.Descriptor `json:"manifest"`
+	// Blobs are the model's files in manifest order.
+	Blobs []PushedBlob `json:"blobs"`
+	// Bytes is the size of all the files; Sent what was sent of it.
+	Bytes int64 `json:"bytes"`
+	Sent  int64 `json:"sentBytes"`
+	// Seconds is the push's wall time.
+	Seconds float64 `json:"seconds"`
 }
 
 // PushArtifact stores a packed artifact's config and manifest (its layers

@@ -28,44 +28,76 @@ import (
 // from the page cache. Bigger files stream once, hashed on the way.
 const smallBlob = 32 << 20
 
-// uploadFile stores the file at p (size bytes) in dst and returns its
-// digest and what happened ("uploaded", "exists"). On a remote repository a
-// big file is read once: it is hashed while it streams up in a chunked
+// uploader stores a model's files in one store, remembering digests
+// (cache) and where blobs were seen (where).
+type uploader struct {
+	dst   content.Storage
+	cache *digestCache
+	where *blobLocations
+	repo  *remote.Repository // the registry repository, nil for a local store
+	at    blobAddress        // repo's registry host and repository
+}
+
+func newUploader(dst content.Storage, cacheDir string) *uploader {
+	u := &uploader{dst: dst, cache: newDigestCache(cacheDir), where: openLocations(cacheDir)}
+	u.repo, u.at, _ = remoteAddress(dst)
+	return u
+}
+
+// upload stores the file at p (size bytes) and says how: skipped (the
+// registry has the blob: asked with HEAD), mounted from another repository
+// of the same registry (nothing sent), or uploaded. On a remote repository
+// a big file is read once: it is hashed while it streams up in a chunked
 // upload, and the digest is given only in the closing PUT. A digest the
 // cache remembers for this very file (same inode, size and times) lets an
-// existing blob be skipped without reading the file.
-func uploadFile(ctx context.Context, dst content.Storage, p string, size int64, cache *digestCache, t Tracker) (digest.Digest, string, error) {
-	streamer, isRemote := streamerOf(dst)
-	key := cache.key(p)
-	if d := cache.get(key); d != "" {
-		desc := ocispec.Descriptor{MediaType: "application/octet-stream", Digest: d, Size: size}
-		if ok, err := dst.Exists(ctx, desc); err == nil && ok {
-			t.Add(size)
-			return d, "exists", nil
+// existing blob be skipped, or mounted, without reading the file; a big
+// file the cache does not know is hashed first only when a blob of its
+// size was seen on this registry, so that it can be mounted.
+func (u *uploader) upload(ctx context.Context, p string, size int64, t Tracker) (PushedBlob, error) {
+	b, err := u.store(ctx, p, size, t)
+	if err == nil && u.repo != nil {
+		u.where.add(b.Digest, size, u.at)
+	}
+	return b, err
+}
+
+func (u *uploader) store(ctx context.Context, p string, size int64, t Tracker) (PushedBlob, error) {
+	streamer, isRemote := streamerOf(u.dst)
+	key := u.cache.key(p)
+	d := u.cache.get(key)
+	if d == "" && u.repo != nil && size > smallBlob && u.where.mayHold(u.at.Host, size) {
+		var err error
+		if d, err = hashFile(p, size); err != nil {
+			return PushedBlob{}, err
+		}
+		u.cache.put(key, d)
+	}
+	if d != "" {
+		if b, ok := u.reuse(ctx, d, size); ok {
+			return b, nil
 		}
 	}
 	if isRemote && size > smallBlob {
 		d, err := streamer.streamBlob(ctx, p, size, t)
 		if err == nil {
-			cache.put(key, d)
+			u.cache.put(key, d)
 		}
-		return d, "uploaded", err
+		return PushedBlob{Digest: d, Size: size, Status: BlobUploaded}, err
 	}
-	d, err := hashFile(p, size)
-	if err != nil {
-		return "", "", err
+	if d == "" {
+		var err error
+		if d, err = hashFile(p, size); err != nil {
+			return PushedBlob{}, err
+		}
+		u.cache.put(key, d)
+		if b, ok := u.reuse(ctx, d, size); ok {
+			return b, nil
+		}
 	}
-	cache.put(key, d)
 	desc := ocispec.Descriptor{MediaType: "application/octet-stream", Digest: d, Size: size}
-	if !isRemote { // a local store: checking is free
-		if ok, err := dst.Exists(ctx, desc); err == nil && ok {
-			t.Add(size)
-			return d, "exists", nil
-		}
-	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		lastErr = pushFile(ctx, dst, desc, p, t)
+		lastErr = pushFile(ctx, u.dst, desc, p, t)
 		if lastErr == nil || !retryable(lastErr) || ctx.Err() != nil {
 			break
 		}
@@ -73,14 +105,30 @@ func uploadFile(ctx context.Context, dst content.Storage, p string, size int64, 
 	if isRemote && isTooLarge(lastErr) {
 		// One request is too big for a proxy in front of the registry.
 		if _, err := streamer.streamBlob(ctx, p, size, t); err != nil {
-			return "", "", err
+			return PushedBlob{}, err
 		}
-		return d, "uploaded", nil
+		return PushedBlob{Digest: d, Size: size, Status: BlobUploaded}, nil
 	}
 	if lastErr != nil {
-		return "", "", lastErr
+		return PushedBlob{}, lastErr
 	}
-	return d, "uploaded", nil
+	return PushedBlob{Digest: d, Size: size, Status: BlobUploaded}, nil
+}
+
+// reuse finds blob d where it already is: in the store (HEAD), or in
+// another repository of the same registry, mounted from there.
+func (u *uploader) reuse(ctx context.Context, d digest.Digest, size int64) (PushedBlob, bool) {
+	desc := ocispec.Descriptor{MediaType: "application/octet-stream", Digest: d, Size: size}
+	if ok, err := u.dst.Exists(ctx, desc); err == nil && ok {
+		return PushedBlob{Digest: d, Size: size, Status: BlobSkipped}, true
+	}
+	if u.repo == nil {
+		return PushedBlob{}, false
+	}
+	if from := mountBlob(ctx, u.repo, d, size, u.where.sources(d, size, u.at)); from != "" {
+		return PushedBlob{Digest: d, Size: size, Status: BlobMounted, MountedFrom: from}, true
+	}
+	return PushedBlob{}, false
 }
 
 // pushFile uploads the file in one request; a body cannot be replayed by

@@ -1,0 +1,195 @@
+package oras_test
+
+import (
+	"context"
+	"crypto/rand"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/modelattest/modelattest/internal/regtest"
+	"github.com/modelattest/modelattest/oras"
+)
+
+// bodyCounter is a reverse proxy in front of a registry that counts the
+// bytes of every request body it passes on, and can refuse
+// cross-repository mounts as some registries do: it strips mount= and
+// from= from the upload POST, so the registry opens a plain upload session
+// and answers 202.
+type bodyCounter struct {
+	host    string
+	sent    atomic.Int64
+	mounts  atomic.Int64 // POSTs that asked for a mount
+	refuse  bool
+	created atomic.Int64 // 201 answers to a mount POST
+}
+
+func newBodyCounter(t *testing.T, registry string, refuse bool) *bodyCounter {
+	t.Helper()
+	c := &bodyCounter{refuse: refuse}
+	target, _ := url.Parse("http://" + registry)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.Method == http.MethodPost && resp.Request.URL.Query().Get("mount") != "" && resp.StatusCode == http.StatusCreated {
+			c.created.Add(1)
+		}
+		return nil
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil {
+			r.Body = &countingBody{ReadCloser: r.Body, n: &c.sent}
+		}
+		if q := r.URL.Query(); r.Method == http.MethodPost && q.Get("mount") != "" {
+			c.mounts.Add(1)
+			if c.refuse {
+				q.Del("mount")
+				q.Del("from")
+				r.URL.RawQuery = q.Encode()
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c.host = strings.TrimPrefix(srv.URL, "http://")
+	return c
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+// TestPushMountsWeightsFromAnotherRepository: weights already in one
+// repository of a registry are pushed to another. When the digest cache
+// knows where they were seen (recorded by an earlier push, or by a pull),
+// the registry mounts them and no weight byte is sent; a registry that
+// refuses mounts (202) still gets the whole model, uploaded. Either way
+// the pushed model pulls and verifies.
+func TestPushMountsWeightsFromAnotherRepository(t *testing.T) {
+	ctx := context.Background()
+	const big, small = 40 << 20, 3 << 20 // streamed, and sent in one request
+	registries := map[string]func(t *testing.T) string{
+		"embedded":     func(t *testing.T) string { return regtest.Embedded(t, "") },
+		"distribution": func(t *testing.T) string { return regtest.Distribution(t, "") },
+	}
+	cases := []struct {
+		name      string
+		refuse    bool
+		viaPull   bool // the record comes from a pull of the source repository
+		wantMount bool
+	}{
+		{name: "recorded by push", wantMount: true},
+		{name: "recorded by pull", viaPull: true, wantMount: true},
+		{name: "registry refuses mounts", refuse: true, viaPull: true},
+	}
+	for rname, start := range registries {
+		for _, tc := range cases {
+			t.Run(rname+"/"+tc.name, func(t *testing.T) {
+				proxy := newBodyCounter(t, start(t), tc.refuse)
+				model := regtest.ModelDir(t, big)
+				adapter := make([]byte, small)
+				rand.Read(adapter)
+				if err := os.WriteFile(filepath.Join(model, "adapter.safetensors"), adapter, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				pushCache, pullCache := t.TempDir(), t.TempDir()
+				src := openRemote(t, proxy.host, "models/source", "")
+				first, err := oras.PushModel(ctx, src, "v1", model, oras.PushOptions{Created: created, DigestCacheDir: pushCache})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if first.Sent < big+small {
+					t.Fatalf("first push sent %d bytes, want at least the weights (%d)", first.Sent, big+small)
+				}
+				dir, cache := model, pushCache
+				if tc.viaPull {
+					dir, cache = filepath.Join(t.TempDir(), "pulled"), pullCache
+					if _, err := oras.Pull(ctx, src, first.Manifest, dir, oras.PullOptions{DigestCacheDir: pullCache}); err != nil {
+						t.Fatal(err)
+					}
+				}
+
+				proxy.sent.Store(0)
+				dst := openRemote(t, proxy.host, "team/copy", "")
+				res, err := oras.PushModel(ctx, dst, "v1", dir, oras.PushOptions{Created: created, DigestCacheDir: cache})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Manifest.Digest != first.Manifest.Digest {
+					t.Fatalf("manifest %s, want %s", res.Manifest.Digest, first.Manifest.Digest)
+				}
+				sent := proxy.sent.Load()
+				t.Logf("second push: %d bytes in request bodies (%d by the library's count), %d mount requests, %d mounted", sent, res.Sent, proxy.mounts.Load(), proxy.created.Load())
+				weights := map[string]bool{"model.safetensors": true, "adapter.safetensors": true}
+				for _, b := range res.Blobs {
+					if !weights[b.Path] {
+						continue
+					}
+					switch {
+					case tc.wantMount && (b.Status != oras.BlobMounted || b.MountedFrom != "models/source" || b.Sent != 0):
+						t.Errorf("%s: %s from %q, %d bytes sent; want mounted from models/source, nothing sent", b.Path, b.Status, b.MountedFrom, b.Sent)
+					case !tc.wantMount && (b.Status != oras.BlobUploaded || b.Sent != b.Size):
+						t.Errorf("%s: %s, %d of %d bytes sent; want uploaded whole", b.Path, b.Status, b.Sent, b.Size)
+					}
+				}
+				if tc.wantMount {
+					// Config and manifest are sent; they are a few KiB.
+					if sent > 64<<10 || proxy.created.Load() < 2 {
+						t.Errorf("%d bytes sent and %d mounts: the weights were not mounted", sent, proxy.created.Load())
+					}
+				} else if sent < big+small || proxy.mounts.Load() == 0 {
+					t.Errorf("%d bytes sent after %d refused mounts, want the weights uploaded after asking", sent, proxy.mounts.Load())
+				}
+
+				out := filepath.Join(t.TempDir(), "out")
+				if _, err := oras.Pull(ctx, dst, res.Manifest, out, oras.PullOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				regtest.SameContent(t, model, out)
+			})
+		}
+	}
+}
+
+// TestPushSkipsBlobsTheRegistryHas: a re-push to the same repository asks
+// HEAD for each file and sends none of them, without a digest cache
+// (the old code hashed small files and uploaded them again).
+func TestPushSkipsBlobsTheRegistryHas(t *testing.T) {
+	ctx := context.Background()
+	proxy := newBodyCounter(t, regtest.Embedded(t, ""), false)
+	tgt := openRemote(t, proxy.host, "models/again", "")
+	model := regtest.ModelDir(t, 3<<20)
+	if _, err := oras.PushModel(ctx, tgt, "v1", model, oras.PushOptions{Created: created}); err != nil {
+		t.Fatal(err)
+	}
+	proxy.sent.Store(0)
+	res, err := oras.PushModel(ctx, tgt, "v1", model, oras.PushOptions{Created: created})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range res.Blobs {
+		if b.Status != oras.BlobSkipped {
+			t.Errorf("%s: %s, want skipped", b.Path, b.Status)
+		}
+	}
+	// The tag is a PUT of the manifest, a few KiB.
+	if n := proxy.sent.Load(); n > 64<<10 || res.Sent != 0 {
+		t.Errorf("%d bytes sent (library says %d), want none of the files", n, res.Sent)
+	}
+	if res.Bytes < 3<<20 {
+		t.Errorf("bytes %d, want the model's size", res.Bytes)
+	}
+}
