@@ -154,24 +154,34 @@ type pushResult struct {
 	Manifest  ocispec.Descriptor `json:"manifest"`
 }
 
-func printPushed(cmd *cobra.Command, format, verb, ref string, desc ocispec.Descriptor) error {
-	if format == "json" {
-		return printJSON(cmd.OutOrStdout(), pushResult{Reference: ref, Manifest: desc})
-	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s %s\nDigest: %s\n", verb, ref, desc.Digest)
-	return nil
+// pushOutput is what push and pack --format json print: the reference and
+// what happened to each blob (docs/TRANSFER.md).
+type pushOutput struct {
+	Reference string `json:"reference"`
+	*oras.PushResult
 }
 
 // pushDir packs dir into t with progress and prints the result.
 func pushDir(cmd *cobra.Command, of *outputFlags, verb string, t *oras.Target, dir string, opts oras.PushOptions) error {
 	p, wait := of.progress(cmd)
 	opts.Progress = p
-	desc, err := oras.Push(cmd.Context(), t, t.Reference, dir, opts)
-	wait()
+	res, err := oras.PushModel(cmd.Context(), t, t.Reference, dir, opts)
+	wait(err)
 	if err != nil {
 		return err
 	}
-	return printPushed(cmd, of.format, verb, t.String(), desc)
+	if of.format == "json" {
+		return printJSON(cmd.OutOrStdout(), pushOutput{Reference: t.String(), PushResult: res})
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "%s %s\nDigest: %s\n", verb, t.String(), res.Manifest.Digest)
+	n := map[oras.BlobStatus]int{}
+	for _, b := range res.Blobs {
+		n[b.Status]++
+	}
+	fmt.Fprintf(w, "Files: %d uploaded, %d mounted, %d skipped; %s sent of %s in %s\n",
+		n[oras.BlobUploaded], n[oras.BlobMounted], n[oras.BlobSkipped], humanBytes(res.Sent), humanBytes(res.Bytes), humanSeconds(res.Seconds))
+	return nil
 }
 
 func newPackCmd() *cobra.Command {
@@ -259,7 +269,7 @@ func newPullCmd() *cobra.Command {
 	var rf remoteFlags
 	var layout, insecureSkipVerify, modelSig bool
 	var od outDirFlags
-	var out, policy string
+	var out, policy, digestCache string
 	var include []string
 	var concurrency int
 	cmd := &cobra.Command{
@@ -313,7 +323,7 @@ Signatures and attestations are checked against a policy before the pull
 					return err
 				}
 			}
-			po := oras.PullOptions{Include: include, Concurrency: concurrency}
+			po := oras.PullOptions{Include: include, Concurrency: concurrency, DigestCacheDir: digestCache}
 			if err := od.apply(&po, cmd.ErrOrStderr()); err != nil {
 				return err
 			}
@@ -340,7 +350,7 @@ Signatures and attestations are checked against a policy before the pull
 						return nil
 					},
 				})
-				wait()
+				wait(err)
 				if !decided {
 					ev.record(events.FacePull, args[0], t.PolicyName(), desc.Digest, nil, err)
 				}
@@ -354,7 +364,7 @@ Signatures and attestations are checked against a policy before the pull
 			} else {
 				fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: pulling %s without verifying its signatures (--insecure-skip-verify)\n", desc.Digest)
 				res, err = oras.Pull(cmd.Context(), t, desc, out, po)
-				wait()
+				wait(err)
 				if err != nil {
 					return pullHint(err)
 				}
@@ -368,6 +378,7 @@ Signatures and attestations are checked against a policy before the pull
 			}
 			tw.Flush()
 			fmt.Fprintf(cmd.OutOrStdout(), "Pulled %s\nDigest: %s\n", t, desc.Digest)
+			fmt.Fprintf(cmd.OutOrStdout(), "Files: %s in %s\n", humanBytes(res.Bytes), humanSeconds(res.Seconds))
 			return nil
 		},
 	}
@@ -377,6 +388,7 @@ Signatures and attestations are checked against a policy before the pull
 	cmd.Flags().StringVarP(&out, "output", "o", "", "directory to write the model's files to")
 	cmd.Flags().StringArrayVar(&include, "include", nil, "pull only files matching GLOB, or kind:KIND (repeatable)")
 	cmd.Flags().IntVar(&concurrency, "concurrency", oras.DefaultConcurrency, "parallel downloads")
+	cmd.Flags().StringVar(&digestCache, "digest-cache", defaultDigestCache(), "folder where push remembers digests; pull records there which repository each blob came from, so a push to another repository of the registry mounts it (\"\" disables)")
 	cmd.Flags().StringVar(&policy, "policy", "", "verify the referrer graph against this policy first")
 	ev.add(cmd.Flags())
 	cmd.Flags().BoolVar(&insecureSkipVerify, "insecure-skip-verify", false, "pull without verifying signatures or attestations")
@@ -426,7 +438,7 @@ func newCopyCmd() *cobra.Command {
 			}
 			p, wait := of.progress(cmd)
 			err = oras.Copy(cmd.Context(), src, desc, dst, dstRef, oras.CopyOptions{Referrers: recursive, Concurrency: concurrency, Progress: p})
-			wait()
+			wait(err)
 			if err != nil {
 				return err
 			}

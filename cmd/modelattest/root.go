@@ -101,9 +101,11 @@ func (f *outputFlags) check(formats ...string) error {
 	return usageError{fmt.Errorf("--format %q: want one of %s", f.format, strings.Join(formats, ", "))}
 }
 
-func (f *outputFlags) progress(cmd *cobra.Command) (oras.Progress, func()) {
+// progress returns bars on a terminal, and the function that ends them
+// with the transfer's error.
+func (f *outputFlags) progress(cmd *cobra.Command) (oras.Progress, func(error)) {
 	if f.noProgress || f.format == "json" {
-		return nil, func() {}
+		return nil, func(error) {}
 	}
 	return newBars(cmd.ErrOrStderr())
 }
