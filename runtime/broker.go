@@ -18,6 +18,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/modelattest/modelattest/events"
+	"github.com/modelattest/modelattest/oras"
 	"github.com/modelattest/modelattest/referrers"
 )
 
@@ -407,7 +408,11 @@ func (b *Broker) event(d *keyDecision) events.Event {
 		return events.FromError(ref, md, fmt.Errorf("%s: %s", d.refusal.Step, d.refusal.Reason), opts)
 	}
 	pd, _ := digest.Parse(b.o.Verify.PolicyDigest)
-	rep := &referrers.Report{Repository: ref, Model: ocispec.Descriptor{Digest: md}, Policy: pd, Rule: -1,
+	repo := ref
+	if r, err := oras.CanonicalRepository(ref, false); err == nil {
+		repo = r
+	}
+	rep := &referrers.Report{Repository: repo, Model: ocispec.Descriptor{Digest: md}, Policy: pd, Rule: -1,
 		Mode: referrers.ModeEnforce, Passed: d.status == http.StatusOK}
 	if d.model != nil {
 		rep.Repository, rep.Rule, rep.Referrers = d.model.Repository, d.model.Rule, d.model.Referrers

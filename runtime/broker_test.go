@@ -426,6 +426,7 @@ func TestBrokerRefusals(t *testing.T) {
 			last := ev[len(ev)-1]["data"].(map[string]any)
 			u := last["unmapped"].(map[string]any)
 			if u["face"] != "broker" || u["verdict"] != "fail" || u["allowed"] != false || u["correlation_id"] != r.RequestID ||
+				(r.Step == StepNonce && u["model"].(map[string]any)["repository"] != "reg.example/m") ||
 				last["severity"] != "High" || !strings.Contains(last["message"].(string), tc.step) {
 				t.Fatalf("event: %v", last)
 			}
