@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	specs "github.com/opencontainers/image-spec/specs-go"
@@ -148,7 +147,7 @@ func assertNotPlanted(t *testing.T, out string, planted map[string]os.FileInfo) 
 			t.Fatal(err)
 		}
 		if os.SameFile(fi, got) {
-			t.Fatalf("%s in the output is the planted file (inode %d): it was trusted", p, got.Sys().(*syscall.Stat_t).Ino)
+			t.Fatalf("%s in the output is the planted file (os.SameFile): it was trusted", p)
 		}
 	}
 }
