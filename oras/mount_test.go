@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -191,5 +192,73 @@ func TestPushSkipsBlobsTheRegistryHas(t *testing.T) {
 	}
 	if res.Bytes < 3<<20 {
 		t.Errorf("bytes %d, want the model's size", res.Bytes)
+	}
+}
+
+// TestPushMountScopes: behind a token service (Harbor's pattern), a mount
+// asks one token for push and pull on the destination and pull on the
+// source. A user who may not pull the source gets no mount, and the push
+// uploads instead of failing.
+func TestPushMountScopes(t *testing.T) {
+	ctx := context.Background()
+	const user, password = "robot$models+ci", "s3cret"
+	cases := []struct {
+		name      string
+		grant     func(repo string, actions []string) []string
+		wantMount bool
+	}{
+		{name: "pull granted on the source", wantMount: true},
+		{
+			name: "no pull on the source",
+			grant: func(repo string, actions []string) []string {
+				if repo == "models/source" {
+					return nil
+				}
+				return actions
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := regtest.NewTokenService(t, user, password)
+			host := regtest.Distribution(t, ts.RegistryConfig())
+			open := func(repo string) *oras.Target {
+				tgt, err := oras.OpenRemote(ctx, host+"/"+repo, oras.RemoteOptions{PlainHTTP: true, Username: user, Password: password})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tgt
+			}
+			model, cache := regtest.ModelDir(t, 1<<20), t.TempDir()
+			if _, err := oras.PushModel(ctx, open("models/source"), "v1", model, oras.PushOptions{Created: created, DigestCacheDir: cache}); err != nil {
+				t.Fatal(err)
+			}
+			ts.SetGrant(tc.grant)
+			dst := open("team/copy")
+			res, err := oras.PushModel(ctx, dst, "v1", model, oras.PushOptions{Created: created, DigestCacheDir: cache})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range res.Blobs {
+				if tc.wantMount != (b.Status == oras.BlobMounted) {
+					t.Errorf("%s: %s", b.Path, b.Status)
+				}
+			}
+			asked := false
+			for _, s := range ts.Scopes() {
+				if slices.Contains(s, "repository:models/source:pull") && slices.Contains(s, "repository:team/copy:pull,push") {
+					asked = true
+				}
+			}
+			if !asked {
+				t.Errorf("no token request asked for pull on the source with push on the destination: %q", ts.Scopes())
+			}
+			ts.SetGrant(nil)
+			out := filepath.Join(t.TempDir(), "out")
+			if _, err := oras.Pull(ctx, dst, res.Manifest, out, oras.PullOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			regtest.SameContent(t, model, out)
+		})
 	}
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"math"
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
@@ -32,7 +34,7 @@ func newBars(w io.Writer) (oras.Progress, func(err error)) {
 
 // bars shows one bar per file and, below them, a total: bytes moved of
 // bytes to move, the average throughput of the whole transfer and the ETA
-// it gives. Files that move nothing (skipped, mounted, present, resumed)
+// at that rate. Files that move nothing (skipped, mounted, present, resumed)
 // leave the total, so throughput and ETA count only bytes on the wire.
 type bars struct {
 	p *mpb.Progress
@@ -70,10 +72,40 @@ func (b *bars) ensureTotal() {
 		mpb.PrependDecorators(decor.Name("total", decor.WCSyncSpaceR)),
 		mpb.AppendDecorators(
 			decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpace),
-			decor.AverageSpeed(decor.SizeB1024(0), " % .1f", decor.WCSyncSpace),
-			decor.OnComplete(decor.AverageETA(decor.ET_STYLE_GO, decor.WCSyncSpace), "done"),
+			decor.Any(rateAndETA(time.Now()), decor.WCSyncSpace),
 		),
 	)
+}
+
+// rateAndETA shows the average throughput since start and the time left
+// at that rate; once complete, the final rate and "done". mpb's own
+// average decorators stop updating at completion, so a transfer finished
+// between two frames would show 0 B/s.
+func rateAndETA(start time.Time) func(decor.Statistics) string {
+	var end time.Time
+	return func(s decor.Statistics) string {
+		if end.IsZero() && s.Completed {
+			end = time.Now()
+		}
+		now := end
+		if now.IsZero() {
+			now = time.Now()
+		}
+		secs := now.Sub(start).Seconds()
+		if secs <= 0 || s.Current <= 0 {
+			if s.Completed {
+				return "done"
+			}
+			return "--/s"
+		}
+		rate := float64(s.Current) / secs
+		msg := fmt.Sprintf("% .1f/s", decor.SizeB1024(int64(rate)))
+		if s.Completed {
+			return msg + " done"
+		}
+		left := time.Duration(float64(s.Total-s.Current) / rate * float64(time.Second))
+		return msg + " ETA " + left.Round(time.Second).String()
+	}
 }
 
 // finish completes the total bar, or drops it after a failure or Ctrl-C so

@@ -37,6 +37,8 @@ type TokenService struct {
 	mu             sync.Mutex
 	issued         []string
 	posts          int
+	scopes         [][]string
+	grant          func(repository string, actions []string) []string
 }
 
 // NewTokenService starts a token service that grants user/password every
@@ -80,12 +82,20 @@ func (ts *TokenService) serve(w http.ResponseWriter, r *http.Request) {
 		Actions []string `json:"actions"`
 	}
 	var grants []access
+	ts.mu.Lock()
+	grant := ts.grant
+	ts.scopes = append(ts.scopes, r.URL.Query()["scope"])
+	ts.mu.Unlock()
 	for _, scope := range r.URL.Query()["scope"] {
 		parts := strings.Split(scope, ":")
 		if len(parts) != 3 {
 			continue
 		}
-		grants = append(grants, access{Type: parts[0], Name: parts[1], Actions: strings.Split(parts[2], ",")})
+		actions := strings.Split(parts[2], ",")
+		if grant != nil {
+			actions = grant(parts[1], actions)
+		}
+		grants = append(grants, access{Type: parts[0], Name: parts[1], Actions: actions})
 	}
 	now := time.Now()
 	header, _ := json.Marshal(map[string]any{"alg": "ES256", "typ": "JWT", "x5c": []string{base64.StdEncoding.EncodeToString(ts.cert)}})
@@ -111,6 +121,21 @@ func (ts *TokenService) Issued() []string {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	return append([]string(nil), ts.issued...)
+}
+
+// SetGrant narrows what the service grants: f returns the actions allowed
+// on a repository out of those asked (nil f: all of them).
+func (ts *TokenService) SetGrant(f func(repository string, actions []string) []string) {
+	ts.mu.Lock()
+	ts.grant = f
+	ts.mu.Unlock()
+}
+
+// Scopes lists the scope parameters of each token request, in order.
+func (ts *TokenService) Scopes() [][]string {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return append([][]string(nil), ts.scopes...)
 }
 
 // Posts counts POST requests (Harbor answers them 405).
