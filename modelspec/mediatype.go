@@ -26,6 +26,11 @@ const (
 	AnnotationTitle = "org.opencontainers.image.title"
 	// AnnotationCreated is the OCI creation-time annotation.
 	AnnotationCreated = "org.opencontainers.image.created"
+
+	// EncryptedSuffix ends the media type of an encrypted layer (ocicrypt's
+	// "+encrypted"): application/vnd.cncf.model.weight.v1.raw+encrypted is
+	// an encrypted raw weight file.
+	EncryptedSuffix = "+encrypted"
 )
 
 // Kind is what a file is to a model: weights, their config, docs, code or data.

@@ -358,3 +358,29 @@ func NewArtifact(meta Metadata, created time.Time, layers []ocispec.Descriptor, 
 		ConfigJSON: cfgJSON, ConfigDesc: cfgDesc,
 	}, nil
 }
+
+// WithLayers is the artifact with the same config and manifest annotations
+// but other layers in place of its own, one for one and in the same order:
+// the encrypted layers of the same files. The config's diffIds keep naming
+// the plaintext, as an OCI image config names the uncompressed layer
+// whatever the layer's encoding, so a pull checks each decrypted file
+// against the config.
+func (a *Artifact) WithLayers(layers []ocispec.Descriptor) (*Artifact, error) {
+	if len(layers) != len(a.Manifest.Layers) {
+		return nil, fmt.Errorf("%d layers for a model of %d files", len(layers), len(a.Manifest.Layers))
+	}
+	m := a.Manifest
+	m.Layers = layers
+	mJSON, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return &Artifact{
+		Manifest: m, ManifestJSON: mJSON,
+		ManifestDesc: ocispec.Descriptor{
+			MediaType: ocispec.MediaTypeImageManifest, ArtifactType: m.ArtifactType,
+			Digest: digest.FromBytes(mJSON), Size: int64(len(mJSON)),
+		},
+		ConfigJSON: a.ConfigJSON, ConfigDesc: a.ConfigDesc,
+	}, nil
+}

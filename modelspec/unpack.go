@@ -147,16 +147,28 @@ type Entry struct {
 	// Kind is what the layer holds.
 	Kind Kind
 	// Mode is the permission bits a raw layer's file gets.
-	Mode   fs.FileMode
-	format layerFormat
+	Mode      fs.FileMode
+	format    layerFormat
+	encrypted bool
 }
 
 // Archive reports whether the layer is a tar archive to extract rather than
 // one raw file.
 func (e Entry) Archive() bool { return e.format != formatRaw }
 
-// Format names the layer encoding: raw, tar, tar+gzip or tar+zstd.
-func (e Entry) Format() string { return e.format.String() }
+// Format names the layer encoding: raw, tar, tar+gzip or tar+zstd, with
+// "+encrypted" when the layer is encrypted.
+func (e Entry) Format() string {
+	if e.encrypted {
+		return e.format.String() + EncryptedSuffix
+	}
+	return e.format.String()
+}
+
+// Encrypted reports whether the layer is encrypted (its media type ends
+// with "+encrypted", as ocicrypt writes it): its digest is then the
+// ciphertext's, and its file is the plaintext only once decrypted.
+func (e Entry) Encrypted() bool { return e.encrypted }
 
 // Plan reads a model manifest and says how to unpack it, refusing unsafe or
 // colliding paths before a byte is written. Layers that are not model files
@@ -172,7 +184,8 @@ func Plan(m ocispec.Manifest) ([]Entry, error) {
 	set := newPathSet()
 	var entries []Entry
 	for i, l := range m.Layers {
-		kind, format, ok := parseLayerMediaType(l.MediaType)
+		mt, encrypted := strings.CutSuffix(l.MediaType, EncryptedSuffix)
+		kind, format, ok := parseLayerMediaType(mt)
 		if !ok {
 			return nil, fmt.Errorf("layer %d (%s): media type %q is not a model layer", i, l.Digest, l.MediaType)
 		}
@@ -189,7 +202,7 @@ func Plan(m ocispec.Manifest) ([]Entry, error) {
 		if p == "" {
 			p = l.Annotations[AnnotationTitle]
 		}
-		e := Entry{Layer: l, Path: p, Kind: kind, Mode: 0o644, format: format}
+		e := Entry{Layer: l, Path: p, Kind: kind, Mode: 0o644, format: format, encrypted: encrypted}
 		if format == formatRaw {
 			if p == "" {
 				return nil, fmt.Errorf("layer %d (%s): no file path annotation", i, l.Digest)

@@ -23,6 +23,7 @@ import (
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/errdef"
 
+	"github.com/modelattest/modelattest/encryption"
 	"github.com/modelattest/modelattest/internal/filetype"
 	"github.com/modelattest/modelattest/modelspec"
 )
@@ -66,6 +67,13 @@ type PullOptions struct {
 	// read, so that a push of these files to another repository of that
 	// registry mounts them instead of sending them. Empty: nothing recorded.
 	DigestCacheDir string
+	// Decrypt holds the keys of the model's encrypted layers, by the
+	// encrypted layer's digest (encryption.UnwrapKeys, DecryptionKeys, or a
+	// key broker). Each ciphertext is fetched and checked against its digest
+	// as any blob, decrypted into the staging folder, and placed only once
+	// its HMAC and plaintext digest hold. nil: a model with an encrypted
+	// layer is refused, naming the layer, before anything is fetched.
+	Decrypt encryption.Keys
 }
 
 // PulledFile is one file a pull wrote or found in place.
@@ -161,7 +169,8 @@ func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, out
 	if err != nil {
 		return nil, err
 	}
-	if err := checkConfig(ctx, src, m); err != nil {
+	cfg, err := checkConfig(ctx, src, m)
+	if err != nil {
 		return nil, err
 	}
 	entries, err := modelspec.Plan(*m)
@@ -169,6 +178,9 @@ func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, out
 		return nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
 	}
 	if entries, err = modelspec.Filter(entries, opts.Include); err != nil {
+		return nil, err
+	}
+	if err := checkEncrypted(m, cfg, entries, opts.Decrypt); err != nil {
 		return nil, err
 	}
 	res := &PullResult{Manifest: desc, Files: make([]PulledFile, len(entries))}
@@ -242,6 +254,16 @@ func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, out
 				res.Files[i] = PulledFile{Path: e.Path, Digest: e.Layer.Digest, Size: e.Layer.Size, Status: FileDownloaded}
 				return nil
 			}
+			if e.Encrypted() {
+				// commit places the plaintext: entries[i] names it from here on.
+				plain, status, err := st.fetchEncrypted(gctx, src, e, opts.Decrypt[e.Layer.Digest], out.present[e.Path], opts.Progress)
+				if err != nil {
+					return err
+				}
+				entries[i].Layer = plain
+				res.Files[i] = PulledFile{Path: e.Path, Digest: plain.Digest, Size: plain.Size, Status: status}
+				return nil
+			}
 			status, err := st.fetchRaw(gctx, src, e, out.present[e.Path], opts.Progress)
 			if err != nil {
 				return err
@@ -286,25 +308,26 @@ func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, out
 	return res, nil
 }
 
-// checkConfig reads a ModelPack config and checks it against the layers:
-// a raw layer's DiffID is its digest.
-func checkConfig(ctx context.Context, src content.Fetcher, m *ocispec.Manifest) error {
+// checkConfig reads a ModelPack config (nil for another config) and
+// checks it against the layers: a raw layer's DiffID is its digest (an
+// encrypted one's is its plaintext's, checked by checkEncrypted).
+func checkConfig(ctx context.Context, src content.Fetcher, m *ocispec.Manifest) (*modelspec.Config, error) {
 	if m.Config.MediaType != modelspec.MediaTypeConfig {
-		return nil
+		return nil, nil
 	}
 	cfg, err := FetchConfig(ctx, src, m.Config)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(cfg.ModelFS.DiffIDs) != len(m.Layers) {
-		return fmt.Errorf("config %s: %d diffIds for %d layers", m.Config.Digest, len(cfg.ModelFS.DiffIDs), len(m.Layers))
+		return nil, fmt.Errorf("config %s: %d diffIds for %d layers", m.Config.Digest, len(cfg.ModelFS.DiffIDs), len(m.Layers))
 	}
 	for i, l := range m.Layers {
 		if strings.HasSuffix(l.MediaType, ".raw") && cfg.ModelFS.DiffIDs[i] != l.Digest {
-			return fmt.Errorf("config %s: diffIds[%d] %s does not match raw layer %s", m.Config.Digest, i, cfg.ModelFS.DiffIDs[i], l.Digest)
+			return nil, fmt.Errorf("config %s: diffIds[%d] %s does not match raw layer %s", m.Config.Digest, i, cfg.ModelFS.DiffIDs[i], l.Digest)
 		}
 	}
-	return nil
+	return cfg, nil
 }
 
 // staging is the folder beside the output directory where a pull puts

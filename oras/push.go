@@ -74,25 +74,9 @@ func Push(ctx context.Context, dst orasgo.Target, ref, dir string, opts PushOpti
 // sequence of requests on one session, as the distribution spec has it.
 func PushModel(ctx context.Context, dst orasgo.Target, ref, dir string, opts PushOptions) (*PushResult, error) {
 	start := time.Now()
-	files, err := modelspec.Scan(dir, opts.Scan...)
+	files, meta, annotations, err := scanModel(dir, opts)
 	if err != nil {
 		return nil, err
-	}
-	meta, annotations := opts.Metadata, opts.Annotations
-	if !opts.NoDetectMetadata {
-		det := modelspec.DetectMetadata(files)
-		if opts.Detected != nil {
-			opts.Detected(det)
-		}
-		var found map[string]string
-		meta, found = det.Apply(meta)
-		annotations = make(map[string]string, len(found)+len(opts.Annotations))
-		for k, v := range found {
-			annotations[k] = v
-		}
-		for k, v := range opts.Annotations {
-			annotations[k] = v // the caller's annotations win
-		}
 	}
 	layers := make([]ocispec.Descriptor, len(files))
 	res := &PushResult{Blobs: make([]PushedBlob, len(files))}
@@ -177,6 +161,32 @@ type PushResult struct {
 	Sent  int64 `json:"sentBytes"`
 	// Seconds is the push's wall time.
 	Seconds float64 `json:"seconds"`
+}
+
+// scanModel lists the files of the model directory dir and the metadata
+// and manifest annotations its config gets.
+func scanModel(dir string, opts PushOptions) ([]modelspec.File, modelspec.Metadata, map[string]string, error) {
+	files, err := modelspec.Scan(dir, opts.Scan...)
+	if err != nil {
+		return nil, modelspec.Metadata{}, nil, err
+	}
+	meta, annotations := opts.Metadata, opts.Annotations
+	if !opts.NoDetectMetadata {
+		det := modelspec.DetectMetadata(files)
+		if opts.Detected != nil {
+			opts.Detected(det)
+		}
+		var found map[string]string
+		meta, found = det.Apply(meta)
+		annotations = make(map[string]string, len(found)+len(opts.Annotations))
+		for k, v := range found {
+			annotations[k] = v
+		}
+		for k, v := range opts.Annotations {
+			annotations[k] = v // the caller's annotations win
+		}
+	}
+	return files, meta, annotations, nil
 }
 
 // PushArtifact stores a packed artifact's config and manifest (its layers

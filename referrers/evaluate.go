@@ -227,7 +227,13 @@ func VerifyModel(ctx context.Context, src orasgo.ReadOnlyGraphTarget, repository
 			vsa := a.VSA
 			check = func(f *Finding) error { return checkVSA(vsa, f.statement.Predicate, model.Digest, now) }
 		case a.PredicateType == PredicateModelSigning:
-			check = func(f *Finding) error { return CheckOMSManifest(f.statement, *m) }
+			cfg, cerr := omsConfig(ctx, src, m)
+			check = func(f *Finding) error {
+				if cerr != nil {
+					return cerr
+				}
+				return CheckOMSModel(f.statement, *m, cfg)
+			}
 		}
 		rep.Requirements = append(rep.Requirements, requireSigned(rep, "attestation "+a.PredicateType, a.PredicateType, a.Signers, a.Threshold, check))
 	}

@@ -61,6 +61,10 @@ func OMSStatement(m ocispec.Manifest, name string) ([]byte, *OMSPredicate, error
 	}
 	pred := &OMSPredicate{Serialization: OMSSerialization{Method: "files", HashType: "sha256", IgnorePaths: []string{}}}
 	for _, e := range entries {
+		if e.Encrypted() {
+			return nil, nil, fmt.Errorf("%w: layer %q (%s): its digest is the ciphertext's, not the file's, so the statement cannot be made from the manifest; "+
+				"make it from the plaintext files when pushing (modelattest push --encrypt-recipient … --model-signing --key …)", ErrEncryptedLayers, e.Path, e.Layer.Digest)
+		}
 		if e.Archive() {
 			return nil, nil, fmt.Errorf("model signing: layer %s is an archive; only raw layers map to files", e.Layer.Digest)
 		}
@@ -129,7 +133,17 @@ func CheckOMS(st *Statement, files map[string]string) error {
 // ignore_paths exempt files on a local disk, never layers: a layer the
 // statement does not list would land on disk unsigned.
 func CheckOMSManifest(st *Statement, m ocispec.Manifest) error {
-	files, err := manifestFiles(m)
+	return CheckOMSModel(st, m, nil)
+}
+
+// CheckOMSModel is CheckOMSManifest for a model whose layers may be
+// encrypted: an encrypted raw layer's file digest is its plaintext's,
+// which the ModelPack config cfg names in its diffIds (cfg must be the
+// config of m, digest-checked; it may be nil when no layer is encrypted).
+// The pull checks every decrypted file against that digest, so what lands
+// is what the statement signs.
+func CheckOMSModel(st *Statement, m ocispec.Manifest, cfg *modelspec.Config) error {
+	files, err := manifestFiles(m, cfg)
 	if err != nil {
 		return err
 	}
@@ -195,18 +209,29 @@ func checkOMS(st *Statement, files map[string]string, layers bool) error {
 }
 
 // manifestFiles maps each raw layer's path to its sha256: a raw layer's
-// digest is its file's digest.
-func manifestFiles(m ocispec.Manifest) (map[string]string, error) {
+// digest is its file's digest, and an encrypted raw layer's file digest is
+// the config's diffId for it (cfg: the manifest's config).
+func manifestFiles(m ocispec.Manifest, cfg *modelspec.Config) (map[string]string, error) {
 	entries, err := modelspec.Plan(m)
 	if err != nil {
 		return nil, err
 	}
 	files := map[string]string{}
-	for _, e := range entries {
-		if e.Archive() || e.Layer.Digest.Algorithm() != digest.SHA256 {
+	for i, e := range entries { // Plan gives one entry per layer, in order
+		d := e.Layer.Digest
+		if e.Encrypted() {
+			if cfg == nil || len(cfg.ModelFS.DiffIDs) != len(m.Layers) {
+				return nil, fmt.Errorf("%w: layer %q (%s): its file digest is in the model config, which was not given", ErrEncryptedLayers, e.Path, e.Layer.Digest)
+			}
+			d = cfg.ModelFS.DiffIDs[i]
+		}
+		if e.Archive() || d.Algorithm() != digest.SHA256 {
 			return nil, fmt.Errorf("model signing: layer %s is not a raw sha256 file", e.Layer.Digest)
 		}
-		files[e.Path] = e.Layer.Digest.Encoded()
+		if err := d.Validate(); err != nil {
+			return nil, fmt.Errorf("model signing: layer %q: %w", e.Path, err)
+		}
+		files[e.Path] = d.Encoded()
 	}
 	return files, nil
 }

@@ -222,18 +222,35 @@ func newPushCmd() *cobra.Command {
 	var pf packFlags
 	var of outputFlags
 	var rf remoteFlags
+	var sf pushSignFlags
 	var layout bool
 	cmd := &cobra.Command{
 		Use:   "push REF DIR",
 		Short: "Pack a model directory and push it to a registry, reading each file once",
+		Long: `Push packs DIR as ModelPack layers (one raw layer per file) and pushes it.
+
+--encrypt-recipient jwe:PUB.pem encrypts every file layer with ocicrypt's
+scheme (AES-256-CTR with an HMAC, a fresh key per layer wrapped to each
+recipient, +encrypted media types); the config stays plain. An encrypted
+push reads each file twice and is not reproducible: its keys are random.
+Sign and attest the encrypted manifest as usual. --model-signing signs an
+OpenSSF model-signing statement of the files (made from the plaintext when
+encrypting: attest --type model-signing refuses an encrypted manifest).
+Pull it with --decryption-key, or through a key broker (runtime load --broker).`,
 		Example: `  modelattest push registry.example/models/llama:v1 ./llama --name llama
-  modelattest push --oci-layout ./llama-oci:v1 ./llama`,
+  modelattest push --oci-layout ./llama-oci:v1 ./llama
+  modelattest push registry.example/models/llama:v1 ./llama --encrypt-recipient jwe:broker.pub.pem \
+      --model-signing --key cosign.key`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := of.check("text", "json"); err != nil {
 				return err
 			}
 			opts, err := pf.options(cmd)
+			if err != nil {
+				return err
+			}
+			rs, err := sf.check(cmd.Flags())
 			if err != nil {
 				return err
 			}
@@ -245,12 +262,16 @@ func newPushCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if len(rs) > 0 || sf.modelSigning {
+				return sf.pushSigned(cmd, &of, t, args[1], rs, opts)
+			}
 			return pushDir(cmd, &of, "Pushed", t, args[1], opts)
 		},
 	}
 	pf.add(cmd.Flags())
 	of.add(cmd.Flags(), "text", "json")
 	rf.add(cmd.Flags())
+	sf.add(cmd.Flags())
 	cmd.Flags().BoolVar(&layout, "oci-layout", false, "REF is an OCI image layout DIR[:TAG]")
 	return cmd
 }
@@ -269,7 +290,7 @@ func newPullCmd() *cobra.Command {
 	var rf remoteFlags
 	var layout, insecureSkipVerify, modelSig bool
 	var od outDirFlags
-	var out, policy, digestCache string
+	var out, policy, digestCache, decryptionKey string
 	var include []string
 	var concurrency int
 	cmd := &cobra.Command{
@@ -323,7 +344,12 @@ Signatures and attestations are checked against a policy before the pull
 					return err
 				}
 			}
-			po := oras.PullOptions{Include: include, Concurrency: concurrency, DigestCacheDir: digestCache}
+			keys, err := decryptionKeys(cmd, t, desc, decryptionKey)
+			if err != nil {
+				ev.record(events.FacePull, args[0], t.PolicyName(), desc.Digest, nil, err)
+				return err
+			}
+			po := oras.PullOptions{Include: include, Concurrency: concurrency, DigestCacheDir: digestCache, Decrypt: keys}
 			if err := od.apply(&po, cmd.ErrOrStderr()); err != nil {
 				return err
 			}
@@ -393,6 +419,7 @@ Signatures and attestations are checked against a policy before the pull
 	ev.add(cmd.Flags())
 	cmd.Flags().BoolVar(&insecureSkipVerify, "insecure-skip-verify", false, "pull without verifying signatures or attestations")
 	od.add(cmd.Flags())
+	cmd.Flags().StringVar(&decryptionKey, "decryption-key", "", "PEM private key of a recipient of the model's encrypted layers: they are decrypted in the staging folder and checked before they land")
 	cmd.Flags().BoolVar(&modelSig, "model-signature", false, "write the OpenSSF model-signing bundle that the policy verified as model.sig beside the files (for model_signing verify); needs a rule requiring model signing")
 	return cmd
 }
