@@ -8,6 +8,7 @@ import (
 	orasgo "oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry"
+	"oras.land/oras-go/v2/registry/remote"
 )
 
 // MaxReferrerDepth bounds how many levels of referrers copy follows
@@ -66,17 +67,28 @@ func Copy(ctx context.Context, src orasgo.ReadOnlyGraphTarget, desc ocispec.Desc
 			t.Done("exists", nil)
 			return nil
 		}
+		g.OnMounted = func(_ context.Context, d ocispec.Descriptor) error {
+			opts.Progress.Track(shortName(d), d.Size).Done(string(BlobMounted), nil)
+			return nil
+		}
 		// oras-go calls the hooks from several goroutines.
 		g = lockedHooks(g)
 	}
+	to := content.Storage(dst)
+	if repo, from, ok := sameRegistry(src, dst); ok {
+		// Blobs are mounted from the source repository, not downloaded and
+		// sent again; a registry that answers 202 gets them copied.
+		to = repo
+		g.MountFrom = func(context.Context, ocispec.Descriptor) ([]string, error) { return []string{from}, nil }
+	}
 	var err error
 	if opts.Referrers {
-		err = orasgo.ExtendedCopyGraph(ctx, src, dst, desc, orasgo.ExtendedCopyGraphOptions{
+		err = orasgo.ExtendedCopyGraph(ctx, src, to, desc, orasgo.ExtendedCopyGraphOptions{
 			CopyGraphOptions: g,
 			Depth:            MaxReferrerDepth,
 		})
 	} else {
-		err = orasgo.CopyGraph(ctx, src, dst, desc, g)
+		err = orasgo.CopyGraph(ctx, src, to, desc, g)
 	}
 	if err != nil {
 		return fmt.Errorf("copy %s: %w", desc.Digest, err)
@@ -87,6 +99,20 @@ func Copy(ctx context.Context, src orasgo.ReadOnlyGraphTarget, desc ocispec.Desc
 		}
 	}
 	return nil
+}
+
+// sameRegistry reports whether src and dst are two repositories of one
+// registry, and returns dst's repository (which can mount) and src's name.
+func sameRegistry(src, dst any) (*remote.Repository, string, bool) {
+	_, from, ok := remoteAddress(src)
+	if !ok {
+		return nil, "", false
+	}
+	repo, to, ok := remoteAddress(dst)
+	if !ok || from.Host != to.Host || from.Repository == to.Repository {
+		return nil, "", false
+	}
+	return repo, from.Repository, true
 }
 
 func shortName(d ocispec.Descriptor) string {

@@ -18,6 +18,6 @@ func lockedHooks(g orasgo.CopyGraphOptions) orasgo.CopyGraphOptions {
 			return f(ctx, d)
 		}
 	}
-	g.PreCopy, g.PostCopy, g.OnCopySkipped = wrap(g.PreCopy), wrap(g.PostCopy), wrap(g.OnCopySkipped)
+	g.PreCopy, g.PostCopy, g.OnCopySkipped, g.OnMounted = wrap(g.PreCopy), wrap(g.PostCopy), wrap(g.OnCopySkipped), wrap(g.OnMounted)
 	return g
 }

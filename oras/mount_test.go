@@ -3,6 +3,7 @@ package oras_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -260,5 +261,49 @@ func TestPushMountScopes(t *testing.T) {
 			}
 			regtest.SameContent(t, model, out)
 		})
+	}
+}
+
+// TestCopyMountsWithinARegistry: copy between two repositories of one
+// registry mounts the blobs instead of downloading and sending them; a
+// registry that refuses mounts gets them copied. The copy (with its
+// referrer) pulls and verifies either way.
+func TestCopyMountsWithinARegistry(t *testing.T) {
+	ctx := context.Background()
+	const wsize = 8 << 20
+	for _, refuse := range []bool{false, true} {
+		for rname, start := range map[string]func(t *testing.T) string{
+			"embedded":     func(t *testing.T) string { return regtest.Embedded(t, "") },
+			"distribution": func(t *testing.T) string { return regtest.Distribution(t, "") },
+		} {
+			t.Run(fmt.Sprintf("%s/refuse=%v", rname, refuse), func(t *testing.T) {
+				proxy := newBodyCounter(t, start(t), refuse)
+				src := openRemote(t, proxy.host, "models/source", oras.ReferrersTag)
+				model := regtest.ModelDir(t, wsize)
+				desc := push(t, src, model)
+				sig := attach(t, src, desc, "application/vnd.example.sig", "sig")
+				proxy.sent.Store(0)
+				dst := openRemote(t, proxy.host, "team/copy", oras.ReferrersTag)
+				if err := oras.Copy(ctx, src, desc, dst, "v1", oras.CopyOptions{Referrers: true}); err != nil {
+					t.Fatal(err)
+				}
+				sent := proxy.sent.Load()
+				t.Logf("copy sent %d bytes after %d mount requests, %d mounted", sent, proxy.mounts.Load(), proxy.created.Load())
+				if !refuse && (sent > 64<<10 || proxy.created.Load() == 0) {
+					t.Errorf("%d bytes sent, %d mounts: the blobs were not mounted", sent, proxy.created.Load())
+				}
+				if refuse && sent < wsize {
+					t.Errorf("%d bytes sent after refused mounts, want the weights copied", sent)
+				}
+				if got := referrerDigests(t, dst, desc); len(got) != 1 || got[sig.Digest] == "" {
+					t.Fatalf("referrers in the copy: %v", got)
+				}
+				out := filepath.Join(t.TempDir(), "out")
+				if _, err := oras.Pull(ctx, dst, desc, out, oras.PullOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				regtest.SameContent(t, model, out)
+			})
+		}
 	}
 }
