@@ -100,7 +100,7 @@ func (st *staging) fetchEncrypted(ctx context.Context, src content.Fetcher, e mo
 	}
 	// The output directory holds plaintext: a file there is never taken
 	// for the ciphertext.
-	status, err := st.fetchRaw(ctx, src, e, false, p)
+	status, _, err := st.fetchRaw(ctx, src, e, false, p)
 	if err != nil {
 		return ocispec.Descriptor{}, "", err
 	}

@@ -44,6 +44,11 @@ type PullOptions struct {
 	Include []string
 	// Concurrency is the number of parallel downloads (0: DefaultConcurrency).
 	Concurrency int
+	// MaxConnections caps the connections per host that byte ranges of
+	// big blobs use, across all blobs of the pull (0:
+	// DefaultMaxConnections). Ranges start with a few connections and add
+	// more while throughput grows.
+	MaxConnections int
 	// Progress reports each download.
 	Progress Progress
 	// ExtraFiles are written into the output directory with the model's
@@ -83,6 +88,8 @@ type PulledFile struct {
 	Size   int64         `json:"size"`
 	// Status says whether it was downloaded, already present or resumed.
 	Status FileStatus `json:"status"`
+	// Transfer has the download's figures (nil when nothing was fetched).
+	Transfer *TransferStats `json:"transfer,omitempty"`
 }
 
 // PullResult says what a pull did.
@@ -203,6 +210,8 @@ func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, out
 		return nil, err
 	}
 	defer st.root.Close()
+	st.ranges = newRangeSession(opts.MaxConnections)
+	defer st.ranges.close()
 
 	// Compare the output directory with the model before any download.
 	out, err := st.scanOutput()
@@ -264,11 +273,11 @@ func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, out
 				res.Files[i] = PulledFile{Path: e.Path, Digest: plain.Digest, Size: plain.Size, Status: status}
 				return nil
 			}
-			status, err := st.fetchRaw(gctx, src, e, out.present[e.Path], opts.Progress)
+			status, stats, err := st.fetchRaw(gctx, src, e, out.present[e.Path], opts.Progress)
 			if err != nil {
 				return err
 			}
-			res.Files[i] = PulledFile{Path: e.Path, Digest: e.Layer.Digest, Size: e.Layer.Size, Status: status}
+			res.Files[i] = PulledFile{Path: e.Path, Digest: e.Layer.Digest, Size: e.Layer.Size, Status: status, Transfer: stats}
 			return nil
 		})
 	}
@@ -344,6 +353,10 @@ type staging struct {
 	dirs map[string]bool
 	// placed counts files moved into the output directory.
 	placed int
+	// ranges is shared by the blobs fetched in byte ranges.
+	ranges *rangeSession
+	// npartial counts partial downloads kept for a re-run, once aborted.
+	npartial int
 }
 
 // stagingSuffix ends the name of every staging folder.
@@ -417,8 +430,12 @@ func (st *staging) failed(err error, outDir string) error {
 	if st.placed > 0 {
 		written = fmt.Sprintf("%d files were placed in %s before it failed", st.placed, outDir)
 	}
-	if n := st.kept(); n > 0 {
-		return fmt.Errorf("%w (%s; %d verified blobs kept in %s for a re-run to resume)", err, written, n, st.dirOS)
+	if n := st.kept(); n > 0 || st.npartial > 0 {
+		what := fmt.Sprintf("%d verified blobs", n)
+		if st.npartial > 0 {
+			what += fmt.Sprintf(" and %d partial downloads", st.npartial)
+		}
+		return fmt.Errorf("%w (%s; %s kept in %s for a re-run to resume)", err, written, what, st.dirOS)
 	}
 	return fmt.Errorf("%w (%s)", err, written)
 }
@@ -447,21 +464,23 @@ func (st *staging) hashIn(name string, d digest.Digest, size int64) bool {
 // fetchRaw brings the blob of a raw layer into the staging folder, unless
 // the output directory already holds it (present: scanOutput found a
 // regular file there) or an earlier pull verified it.
-func (st *staging) fetchRaw(ctx context.Context, src content.Fetcher, e modelspec.Entry, present bool, p Progress) (FileStatus, error) {
+func (st *staging) fetchRaw(ctx context.Context, src content.Fetcher, e modelspec.Entry, present bool, p Progress) (FileStatus, *TransferStats, error) {
 	d, size := e.Layer.Digest, e.Layer.Size
 	if d.Algorithm() != digest.SHA256 && d.Algorithm() != digest.SHA512 {
-		return "", fmt.Errorf("layer %q: unsupported digest algorithm %q", e.Path, d.Algorithm())
+		return "", nil, fmt.Errorf("layer %q: unsupported digest algorithm %q", e.Path, d.Algorithm())
 	}
 	if present && st.hashIn(st.out+"/"+e.Path, d, size) {
 		t := track(p, e.Path, size)
 		t.Add(size)
 		t.Done(string(FilePresent), nil)
-		return FilePresent, nil
+		return FilePresent, nil, nil
 	}
 	status := FileResumed
+	var stats *TransferStats
 	if !st.hashIn(st.blob(d), d, size) {
-		if err := st.download(ctx, src, e, p); err != nil {
-			return "", err
+		var err error
+		if stats, err = st.download(ctx, src, e, p); err != nil {
+			return "", nil, err
 		}
 		status = FileDownloaded
 	} else {
@@ -472,28 +491,58 @@ func (st *staging) fetchRaw(ctx context.Context, src content.Fetcher, e modelspe
 	st.mu.Lock()
 	st.nblobs++
 	st.mu.Unlock()
-	return status, nil
+	return status, stats, nil
 }
 
-func (st *staging) download(ctx context.Context, src content.Fetcher, e modelspec.Entry, p Progress) error {
+// download fetches a blob into the staging folder. Its partial file and
+// range record keep fixed names (<digest>.partial, <digest>.ranges), so an
+// interrupted pull's re-run fetches only the bytes it lacks; they are
+// resumed only when ours (see notOurs) and locked by no other pull, else
+// the download goes to a fresh random name. Every byte is hashed, resumed
+// or not, before the blob takes its staged name.
+func (st *staging) download(ctx context.Context, src content.Fetcher, e modelspec.Entry, p Progress) (*TransferStats, error) {
 	d := e.Layer.Digest
-	part := st.blob(d) + ".part-" + randSuffix()
 	t := track(p, e.Path, e.Layer.Size)
-	attempt := func() error {
-		f, err := st.root.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	stats := &TransferStats{}
+	start := time.Now()
+	part, stateName := st.blob(d)+".partial", st.blob(d)+".ranges"
+	attempt := func() (err error) {
+		f, have, state, fixed, err := st.openPartial(part, stateName, e.Layer.Size)
 		if err != nil {
 			return err
 		}
+		name := part
+		if !fixed {
+			name = st.blob(d) + ".part-" + randSuffix()
+			if f, err = st.root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+				return err
+			}
+		}
+		resumed := int64(0)
+		for _, h := range have {
+			resumed += h.end - h.off
+		}
 		ct := &countingWriter{t: t}
-		err = fetchInto(ctx, src, e.Layer, f, ct)
+		ct.Add(resumed)
+		err = fetchInto(ctx, src, e.Layer, f, ct, &rangeJob{sess: st.ranges, have: have, state: state, stats: stats})
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
+		if state != nil {
+			state.f.Close()
+		}
 		if err != nil {
 			t.Add(-ct.n.Load())
+			// Bytes that do not verify are not kept for a resume; a cut
+			// connection keeps what was written.
+			if !fixed || isVerifyErr(err) || !canResume || (len(have) == 0 && state.recorded() == 0) {
+				_ = st.root.Remove(name)
+				_ = st.root.Remove(stateName)
+			}
 			return err
 		}
-		return st.root.Rename(part, st.blob(d))
+		_ = st.root.Remove(stateName)
+		return st.root.Rename(name, st.blob(d))
 	}
 	// A cut connection, a 5xx or bytes damaged in transit may go away on
 	// another try; every try is verified, and a registry that keeps serving
@@ -504,27 +553,98 @@ func (st *staging) download(ctx context.Context, src content.Fetcher, e modelspe
 			break
 		}
 	}
+	stats.Seconds = time.Since(start).Seconds()
 	t.Done("downloaded", err)
 	if err != nil {
-		_ = st.root.Remove(part)
 		if isVerifyErr(err) {
-			return fmt.Errorf("layer %q (%s): %w: %w", e.Path, d, ErrIntegrity, err)
+			return nil, fmt.Errorf("layer %q (%s): %w: %w", e.Path, d, ErrIntegrity, err)
 		}
-		return fmt.Errorf("layer %q (%s): %w", e.Path, d, err)
+		return nil, fmt.Errorf("layer %q (%s): %w", e.Path, d, err)
 	}
-	return nil
+	return stats, nil
+}
+
+// openPartial opens the fixed-name partial file of a blob and its range
+// record, resuming what an interrupted pull wrote when both are ours. fixed
+// is false when another pull holds the partial (or this system does not
+// resume): the caller then downloads under a random name.
+func (st *staging) openPartial(part, stateName string, size int64) (f *os.File, have []span, state *rangeState, fixed bool, err error) {
+	if !canResume {
+		return nil, nil, nil, false, nil
+	}
+	resume := st.notOurs(part, false) == "" && st.notOurs(stateName, false) == ""
+	if _, lerr := st.root.Lstat(part); lerr == nil && !resume {
+		// Not ours, or half there: start over under the fixed names.
+		if err := st.root.Remove(part); err != nil {
+			return nil, nil, nil, false, nil
+		}
+		_ = st.root.Remove(stateName)
+	}
+	f, err = st.root.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, nil, false, err
+	}
+	if !lockPartial(f) {
+		f.Close()
+		return nil, nil, nil, false, nil
+	}
+	flags := os.O_RDWR | os.O_CREATE | os.O_APPEND
+	if !resume {
+		flags |= os.O_TRUNC
+	}
+	sf, err := st.root.OpenFile(stateName, flags, 0o600)
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, false, err
+	}
+	if resume {
+		if fi, err := f.Stat(); err == nil && fi.Size() == size {
+			have = readRangeState(sf, size)
+		}
+	}
+	if have == nil {
+		// Nothing to resume: start from an empty file and record.
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			sf.Close()
+			return nil, nil, nil, false, err
+		}
+		if err := sf.Truncate(0); err != nil {
+			f.Close()
+			sf.Close()
+			return nil, nil, nil, false, err
+		}
+	}
+	return f, have, &rangeState{f: sf}, true, nil
 }
 
 func retryableFetch(err error) bool {
 	return !errors.Is(err, errdef.ErrNotFound) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
+// rangeJob is what fetchInto needs for byte ranges: the pull's shared
+// session, what an interrupted pull already wrote (have, from state) and
+// where to put the figures.
+type rangeJob struct {
+	sess  *rangeSession
+	have  []span
+	state *rangeState
+	stats *TransferStats
+}
+
 // fetchInto writes the blob desc into f, checking size and digest: in
 // parallel byte ranges from a registry when the blob is big, else as one
 // verified stream.
-func fetchInto(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, f *os.File, t Tracker) error {
-	if rf, ok := rangeFetcherOf(src); ok && desc.Size >= parallelMin {
-		err := fetchRanges(ctx, rf, desc, f, t)
+func fetchInto(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, f *os.File, t Tracker, job *rangeJob) error {
+	if job == nil {
+		job = &rangeJob{sess: newRangeSession(0)}
+		defer job.sess.close()
+	}
+	if job.stats == nil {
+		job.stats = &TransferStats{}
+	}
+	if rs, ok := job.sess.sourceOf(src, desc); ok && desc.Size >= parallelMin {
+		err := job.sess.fetchRanges(ctx, rs, desc, f, job.have, job.state, t, job.stats)
 		if !errors.Is(err, errNoRanges) {
 			return err
 		}
@@ -532,6 +652,14 @@ func fetchInto(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor
 			return err
 		}
 	}
+	// One stream writes the file from its start: the range record no
+	// longer says what is there.
+	if job.state != nil {
+		if err := job.state.f.Truncate(0); err != nil {
+			return err
+		}
+	}
+	job.stats.Connections = max(job.stats.Connections, 1)
 	rc, err := src.Fetch(ctx, desc)
 	if err != nil {
 		return err
@@ -542,7 +670,9 @@ func fetchInto(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor
 	}
 	if desc.Digest.Algorithm() != digest.SHA256 {
 		vr := content.NewVerifyReader(rc, desc)
-		if _, err = io.Copy(f, io.TeeReader(vr, &countingWriter{t: t})); err != nil {
+		n, err := io.Copy(f, io.TeeReader(vr, &countingWriter{t: t}))
+		job.stats.Bytes += n
+		if err != nil {
 			return err
 		}
 		return vr.Verify()
@@ -550,6 +680,7 @@ func fetchInto(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor
 	// Read one byte more than the descriptor says, to catch a longer blob.
 	h := sha256.New()
 	n, err := pipeCopy(f, h, io.LimitReader(rc, desc.Size+1), t)
+	job.stats.Bytes += n
 	if err != nil {
 		return err
 	}
@@ -779,17 +910,21 @@ func (st *staging) abort() {
 	if err != nil {
 		return
 	}
-	n := 0
+	n, partials := 0, 0
 	for _, e := range ents {
 		name := e.Name()
 		if !canResume || strings.Contains(name, ".part-") || strings.HasPrefix(name, "x-") || strings.HasPrefix(name, "extra-") {
 			_ = st.root.RemoveAll(st.dir + "/" + name)
 			continue
 		}
+		if strings.Contains(name, ".") { // a partial blob and its range record
+			partials++
+			continue
+		}
 		n++
 	}
-	st.nblobs = n
-	if n == 0 {
+	st.nblobs, st.npartial = n, partials/2
+	if n+partials == 0 {
 		_ = st.root.Remove(st.dir)
 	}
 }

@@ -292,7 +292,7 @@ func newPullCmd() *cobra.Command {
 	var od outDirFlags
 	var out, policy, digestCache, decryptionKey string
 	var include []string
-	var concurrency int
+	var concurrency, maxConns int
 	cmd := &cobra.Command{
 		Use:   "pull REF -o DIR",
 		Short: "Pull a model's files by digest, checking every byte before it lands",
@@ -344,12 +344,15 @@ Signatures and attestations are checked against a policy before the pull
 					return err
 				}
 			}
+			if maxConns < 0 {
+				return usageError{fmt.Errorf("--max-connections must be 0 (the default, %d) or more", oras.DefaultMaxConnections)}
+			}
 			keys, err := decryptionKeys(cmd, t, desc, decryptionKey)
 			if err != nil {
 				ev.record(events.FacePull, args[0], t.PolicyName(), desc.Digest, nil, err)
 				return err
 			}
-			po := oras.PullOptions{Include: include, Concurrency: concurrency, DigestCacheDir: digestCache, Decrypt: keys}
+			po := oras.PullOptions{Include: include, Concurrency: concurrency, MaxConnections: maxConns, DigestCacheDir: digestCache, Decrypt: keys}
 			if err := od.apply(&po, cmd.ErrOrStderr()); err != nil {
 				return err
 			}
@@ -414,6 +417,7 @@ Signatures and attestations are checked against a policy before the pull
 	cmd.Flags().StringVarP(&out, "output", "o", "", "directory to write the model's files to")
 	cmd.Flags().StringArrayVar(&include, "include", nil, "pull only files matching GLOB, or kind:KIND (repeatable)")
 	cmd.Flags().IntVar(&concurrency, "concurrency", oras.DefaultConcurrency, "parallel downloads")
+	cmd.Flags().IntVar(&maxConns, "max-connections", 0, fmt.Sprintf("cap on connections per host for the byte ranges of big files, across files (0: %d); ranges start with fewer and add more while throughput grows", oras.DefaultMaxConnections))
 	cmd.Flags().StringVar(&digestCache, "digest-cache", defaultDigestCache(), "folder where push remembers digests; pull records there which repository each blob came from, so a push to another repository of the registry mounts it (\"\" disables)")
 	cmd.Flags().StringVar(&policy, "policy", "", "verify the referrer graph against this policy first")
 	ev.add(cmd.Flags())

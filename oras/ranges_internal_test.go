@@ -1,0 +1,62 @@
+package oras
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The range record and the span arithmetic decide which bytes a resumed
+// pull fetches again; a wrong merge would skip bytes (caught later by the
+// digest, at the cost of a whole re-fetch) or fetch them twice.
+func TestSpans(t *testing.T) {
+	tests := []struct {
+		name    string
+		record  string
+		size    int64
+		have    []span
+		missing []span
+	}{
+		{name: "empty", size: 10, missing: []span{{0, 10}}},
+		{name: "out of order, merged", record: "4 6\n0 2\n2 4\n", size: 10, have: []span{{0, 6}}, missing: []span{{6, 10}}},
+		{name: "overlaps", record: "0 5\n3 8\n", size: 10, have: []span{{0, 8}}, missing: []span{{8, 10}}},
+		{name: "holes", record: "2 3\n5 7\n", size: 10, have: []span{{2, 3}, {5, 7}}, missing: []span{{0, 2}, {3, 5}, {7, 10}}},
+		{name: "bridged", record: "0 2\n5 7\n2 5\n", size: 7, have: []span{{0, 7}}},
+		{name: "torn, outside or inverted lines ignored", record: "0 2\n9 12\n4 3\n-1 2\nx y\n5", size: 10, have: []span{{0, 2}}, missing: []span{{2, 10}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			have := readRangeState(strings.NewReader(tt.record), tt.size)
+			if !slices.Equal(have, tt.have) {
+				t.Errorf("have = %v, want %v", have, tt.have)
+			}
+			if got := missing(have, tt.size); !slices.Equal(got, tt.missing) {
+				t.Errorf("missing = %v, want %v", got, tt.missing)
+			}
+		})
+	}
+}
+
+// Ranges shrink toward the end of a blob, and no crumb is left behind.
+func TestTakeShrinks(t *testing.T) {
+	b := &blobRanges{size: 256 << 20, todo: []span{{0, 256 << 20}}, workers: 8}
+	var sizes []int64
+	end := int64(0)
+	for {
+		c, ok := b.take()
+		if !ok {
+			break
+		}
+		if c.off != end {
+			t.Fatalf("range %v after %d: not contiguous", c, end)
+		}
+		end = c.end
+		sizes = append(sizes, c.end-c.off)
+	}
+	if end != 256<<20 {
+		t.Fatalf("ranges ended at %d", end)
+	}
+	if sizes[0] != maxChunk || sizes[len(sizes)-1] > minChunk+minChunk/4 {
+		t.Errorf("sizes %v: want %d first and about %d last", sizes, maxChunk, minChunk)
+	}
+}
