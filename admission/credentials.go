@@ -17,7 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 
 	"github.com/modelattest/modelattest/oras"
@@ -47,32 +46,10 @@ func (w *Webhook) openTarget(ctx context.Context, repository string, creds *pull
 	if o.UserAgent == "" {
 		o.UserAgent = "modelattest-admission"
 	}
-	t, err := oras.OpenRemote(ctx, repository, o)
-	if err != nil {
-		return nil, err
+	if creds != nil && o.Username == "" && o.Password == "" {
+		o.Credential = creds.get
 	}
-	if creds == nil || o.Username != "" || o.Password != "" {
-		return t, nil
-	}
-	repo, ok := t.GraphTarget.(*remote.Repository)
-	if !ok {
-		return t, nil
-	}
-	client, ok := repo.Client.(*auth.Client)
-	if !ok {
-		return t, nil
-	}
-	own := client.Credential
-	client.Credential = func(ctx context.Context, hostport string) (auth.Credential, error) {
-		if c, ok := creds.get(ctx, hostport); ok {
-			return c, nil
-		}
-		if own == nil {
-			return auth.EmptyCredential, nil
-		}
-		return own(ctx, hostport)
-	}
-	return t, nil
+	return oras.OpenRemote(ctx, repository, o)
 }
 
 // pullCreds are the registry credentials of one workload: its

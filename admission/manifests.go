@@ -117,8 +117,22 @@ func celExpression(s webhookShape, re string) string {
 	for _, list := range []string{"containers", "initContainers", "ephemeralContainers"} {
 		parts = append(parts, fmt.Sprintf("(has(%[1]s.%[2]s) && %[1]s.%[2]s.exists(c, has(c.image) && c.image.matches(%[3]s)))", spec, list, q))
 	}
+	if s.name == "pods" {
+		// A KServe predictor pod names its model only in this annotation
+		// until KServe's own webhook injects the modelcar container. The
+		// API server reinvokes (IfNeeded) only webhooks it called in the
+		// first round, so ours must be called for it then, or a modelcar
+		// injected after us would never be pinned.
+		oci := fmt.Sprintf("r'(?i)^oci://%s'", strings.TrimPrefix(re, "(?i)^"))
+		parts = append(parts, fmt.Sprintf("(has(object.metadata.annotations) && '%[1]s' in object.metadata.annotations && object.metadata.annotations['%[1]s'].matches(%[2]s))",
+			KServeStorageAnnotation, oci))
+	}
 	return strings.Join(guard, " && ") + " && (" + strings.Join(parts, " || ") + ")"
 }
+
+// KServeStorageAnnotation is where KServe puts a predictor pod's storage
+// URI; its pod webhook turns an oci:// one into the modelcar containers.
+const KServeStorageAnnotation = "internal.serving.kserve.io/storage-initializer-sourceuri"
 
 // celScopeRegexp is an RE2 regexp matching every reference (with its tag
 // or digest) whose canonical repository is in scope, and maybe a few more.

@@ -59,6 +59,11 @@ type RemoteOptions struct {
 	// oras-go's default, five retries with exponential backoff from 200 ms,
 	// honouring Retry-After).
 	RetryPolicy retry.Policy
+	// Credential, when set, is asked first for a registry host's
+	// credentials (admission: a workload's pull secrets); when it has none
+	// (false), Username/Password or the Docker config answer as usual
+	// (nil: not asked).
+	Credential func(ctx context.Context, hostport string) (auth.Credential, bool)
 }
 
 // hostsWithoutReferrersAPI are registries known to lack the Referrers API,
@@ -101,6 +106,15 @@ func NewRepository(ctx context.Context, ref string, opts RemoteOptions) (*remote
 				anonymous.Store(true) // an AuthError will say to log in
 			}
 			return c, err
+		}
+	}
+	if first := opts.Credential; first != nil {
+		then := client.Credential
+		client.Credential = func(ctx context.Context, host string) (auth.Credential, error) {
+			if c, ok := first(ctx, host); ok {
+				return c, nil
+			}
+			return then(ctx, host)
 		}
 	}
 	repo.Client = &explainingClient{inner: client, registry: r.Registry, repository: r.Repository, anonymous: anonymous}
