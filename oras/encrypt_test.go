@@ -12,9 +12,11 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -214,20 +216,26 @@ func TestEncryptedPullRefused(t *testing.T) {
 		keys  func() (encryption.Keys, error)
 		is    error
 		words []string
+		// fetched: whether layer bytes may be fetched before the refusal.
+		fetched bool
 	}{
-		{"no keys", res.Manifest, func() (encryption.Keys, error) { return nil, nil }, encryption.ErrNoKey, []string{"is encrypted", "nothing was written"}},
-		{"one key missing", res.Manifest, func() (encryption.Keys, error) { return missing, nil }, encryption.ErrNoKey, []string{`"model.safetensors"`, "is encrypted"}},
-		{"wrong private key", res.Manifest, func() (encryption.Keys, error) { return oras.DecryptionKeys(ctx, tgt, res.Manifest, wrongPriv) }, encryption.ErrUnwrap, []string{"cannot be unwrapped"}},
-		{"keys of another push of the same folder", res.Manifest, func() (encryption.Keys, error) { return otherKeys, nil }, encryption.ErrNoKey, nil},
-		{"ciphertext flipped, manifest re-digested", flipped, func() (encryption.Keys, error) { return keys, nil }, oras.ErrIntegrity, []string{"HMAC", "nothing was written"}},
-		{"config names other plaintext", otherConfig, func() (encryption.Keys, error) { return keys, nil }, oras.ErrIntegrity, []string{"diffIds"}},
+		{"no keys", res.Manifest, func() (encryption.Keys, error) { return nil, nil }, encryption.ErrNoKey, []string{"is encrypted", "nothing was written"}, false},
+		{"one key missing", res.Manifest, func() (encryption.Keys, error) { return missing, nil }, encryption.ErrNoKey, []string{`"model.safetensors"`, "is encrypted"}, false},
+		{"wrong private key", res.Manifest, func() (encryption.Keys, error) { return oras.DecryptionKeys(ctx, tgt, res.Manifest, wrongPriv) }, encryption.ErrUnwrap, []string{"cannot be unwrapped"}, false},
+		{"keys of another push of the same folder", res.Manifest, func() (encryption.Keys, error) { return otherKeys, nil }, encryption.ErrNoKey, nil, false},
+		{"ciphertext flipped, manifest re-digested", flipped, func() (encryption.Keys, error) { return keys, nil }, oras.ErrIntegrity, []string{"HMAC", "nothing was written"}, true},
+		{"config names other plaintext", otherConfig, func() (encryption.Keys, error) { return keys, nil }, oras.ErrIntegrity, []string{"diffIds"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			parent := t.TempDir()
 			out := filepath.Join(parent, "out")
 			keys, err := tc.keys()
+			src := &layerCounter{Target: tgt}
 			if err == nil {
-				_, err = oras.Pull(ctx, tgt, tc.desc, out, oras.PullOptions{Decrypt: keys})
+				_, err = oras.Pull(ctx, src, tc.desc, out, oras.PullOptions{Decrypt: keys})
+			}
+			if !tc.fetched && src.layers.Load() > 0 {
+				t.Errorf("%d layers fetched before the refusal", src.layers.Load())
 			}
 			if !errors.Is(err, tc.is) {
 				t.Fatalf("error %v, want %v", err, tc.is)
@@ -249,6 +257,19 @@ func TestEncryptedPullRefused(t *testing.T) {
 			})
 		})
 	}
+}
+
+// layerCounter counts the fetches of encrypted layers.
+type layerCounter struct {
+	*oras.Target
+	layers atomic.Int32
+}
+
+func (c *layerCounter) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	if encryption.IsEncrypted(desc.MediaType) {
+		c.layers.Add(1)
+	}
+	return c.Target.Fetch(ctx, desc)
 }
 
 func tagManifest(t *testing.T, dst orasgo.Target, m ocispec.Manifest, tag string) ocispec.Descriptor {
