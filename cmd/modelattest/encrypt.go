@@ -52,7 +52,9 @@ func (f *pushSignFlags) check(fs *pflag.FlagSet) ([]encryption.Recipient, error)
 
 // pushedModel is what push --format json prints.
 type pushedModel struct {
-	pushResult
+	pushOutput // blobs, bytes and seconds: not for an encrypted push
+	// Manifest is named here too: an encrypted push has no PushResult.
+	Manifest ocispec.Descriptor `json:"manifest"`
 	// Encrypted is true when the file layers are encrypted.
 	Encrypted bool `json:"encrypted,omitempty"`
 	// ModelSigning is the model-signing referrer attached.
@@ -73,6 +75,7 @@ func (f *pushSignFlags) pushSigned(cmd *cobra.Command, of *outputFlags, t *oras.
 	opts.Progress = p
 	var desc ocispec.Descriptor
 	var plain *ocispec.Manifest
+	var pushed *oras.PushResult
 	var err error
 	if len(rs) > 0 {
 		var res *oras.EncryptedPush
@@ -81,13 +84,16 @@ func (f *pushSignFlags) pushSigned(cmd *cobra.Command, of *outputFlags, t *oras.
 			desc, plain = res.Manifest, &res.Plaintext.Manifest
 		}
 	} else {
-		desc, err = oras.Push(cmd.Context(), t, t.Reference, dir, opts)
+		pushed, err = oras.PushModel(cmd.Context(), t, t.Reference, dir, opts)
+		if err == nil {
+			desc = pushed.Manifest
+		}
 	}
 	wait(err)
 	if err != nil {
 		return err
 	}
-	out := pushedModel{pushResult: pushResult{Reference: t.String(), Manifest: desc}, Encrypted: len(rs) > 0}
+	out := pushedModel{pushOutput: pushOutput{Reference: t.String(), PushResult: pushed}, Manifest: desc, Encrypted: len(rs) > 0}
 	if s != nil {
 		name := f.modelName
 		if name == "" {
@@ -109,6 +115,9 @@ func (f *pushSignFlags) pushSigned(cmd *cobra.Command, of *outputFlags, t *oras.
 	}
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "Pushed %s\nDigest: %s\n", t, desc.Digest)
+	if !out.Encrypted {
+		printPushSummary(w, pushed)
+	}
 	if out.Encrypted {
 		fmt.Fprintf(w, "Encrypted for: %d recipient(s) (not reproducible: every push has new keys)\n", len(rs))
 	}

@@ -175,12 +175,7 @@ func pushDir(cmd *cobra.Command, of *outputFlags, verb string, t *oras.Target, d
 	}
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "%s %s\nDigest: %s\n", verb, t.String(), res.Manifest.Digest)
-	n := map[oras.BlobStatus]int{}
-	for _, b := range res.Blobs {
-		n[b.Status]++
-	}
-	fmt.Fprintf(w, "Files: %d uploaded, %d mounted, %d skipped; %s sent of %s in %s\n",
-		n[oras.BlobUploaded], n[oras.BlobMounted], n[oras.BlobSkipped], humanBytes(res.Sent), humanBytes(res.Bytes), humanSeconds(res.Seconds))
+	printPushSummary(w, res)
 	return nil
 }
 

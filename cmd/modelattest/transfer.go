@@ -2,8 +2,21 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"time"
+
+	"github.com/modelattest/modelattest/oras"
 )
+
+// printPushSummary says in one line how the files reached the registry.
+func printPushSummary(w io.Writer, res *oras.PushResult) {
+	n := map[oras.BlobStatus]int{}
+	for _, b := range res.Blobs {
+		n[b.Status]++
+	}
+	fmt.Fprintf(w, "Files: %d uploaded, %d mounted, %d skipped; %s sent of %s in %s\n",
+		n[oras.BlobUploaded], n[oras.BlobMounted], n[oras.BlobSkipped], humanBytes(res.Sent), humanBytes(res.Bytes), humanSeconds(res.Seconds))
+}
 
 // humanBytes writes n in binary units, as the progress bars do.
 func humanBytes(n int64) string {
