@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quick start: an embedded registry, a small model, and a round trip
-# through it. Needs nothing but the modelattest binary given as $1.
+# through it. Needs the modelattest binary given as $1 (and openssl for the
+# key-release step).
 set -euo pipefail
 
 ma=${1:?usage: demo.sh PATH/TO/modelattest}
@@ -119,3 +120,30 @@ set +e
 code=${PIPESTATUS[0]}
 set -e
 [ "$code" = 3 ] || { echo "expected exit 3, got $code"; exit 1; }
+
+step "Key release for an encrypted model — SIMULATED, INSECURE evidence: the broker gives the key only to attested guests"
+# The broker's key pair (openssl): layers are encrypted to the public half.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/broker.key" 2>/dev/null
+openssl pkey -in "$work/broker.key" -pubout -out "$work/broker.pub"
+secret="$host/models/tiny-llm:encrypted"
+"$ma" push --plain-http "$secret" "$model" --name tiny-llm --version 1.0 --license Apache-2.0 --no-progress \
+  --encrypt-recipient "jwe:$work/broker.pub" --model-signing --key "$work/release.key"
+"$ma" sign --plain-http --key "$work/release.key" "$secret"
+"$ma" attest --plain-http --key "$work/release.key" --type slsaprovenance1 \
+  --builder-id https://ci.example/trainer@v2 --build-type https://example/ml-train/v1 --param recipe=configs/tiny.yaml \
+  --dependency "uri=s3://datasets/approved/tiny-corpus,digest=sha256:$(printf corpus | sha256sum | cut -d' ' -f1)" "$secret"
+"$ma" runtime broker serve --plain-http --address 127.0.0.1:0 --policy "$work/runtime-policy.yaml" --key "$work/broker.key" \
+  --tee-roots "$work/simulated-root/roots.pem" --events "$work/broker-events.jsonl" 2>"$work/broker.log" &
+broker_pid=$!
+trap 'kill "$broker_pid" "$reg_pid" 2>/dev/null || true; wait "$broker_pid" "$reg_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 100); do
+  grep -q '"msg":"listening"' "$work/broker.log" 2>/dev/null && break
+  sleep 0.1
+done
+broker=$(sed -n 's#.*"msg":"listening","address":"\([^"]*\)".*#\1#p' "$work/broker.log")
+[ -n "$broker" ] || { echo "broker did not start"; cat "$work/broker.log"; exit 1; }
+"$ma" runtime load --plain-http "$secret" -o "$work/tee-secret" --policy "$work/runtime-policy.yaml" --broker "http://$broker" \
+  --evidence "$work/evidence-broker.json" --tee simulated-snp --simulated-root "$work/simulated-root" 2>&1 | grep -E 'WARNING|Broker|Loaded'
+diff -r "$model" "$work/tee-secret"
+echo "Decrypted with the released keys: identical to the originals. The broker's decision:"
+sed -n 's#.*"message":"\([^"]*\)".*#  \1#p' "$work/broker-events.jsonl"

@@ -25,7 +25,7 @@ func newRuntimeCmd() *cobra.Command {
 		Use:   "runtime",
 		Short: "Runtime attestation: prove which model a confidential VM loaded (docs/RUNTIME.md)",
 	}
-	cmd.AddCommand(newRuntimeVerifyCmd(), newRuntimeLoadCmd())
+	cmd.AddCommand(newRuntimeVerifyCmd(), newRuntimeLoadCmd(), newRuntimeBrokerCmd())
 	return cmd
 }
 
@@ -203,10 +203,10 @@ func printRuntimeResult(w io.Writer, ev *tee.Evidence, res *tee.Result) {
 func newRuntimeLoadCmd() *cobra.Command {
 	var rf remoteFlags
 	var ev eventFlags
-	var out, policy, nonceHex, evidenceFile, provider, simRoot string
+	var out, policy, nonceHex, evidenceFile, provider, simRoot, brokerURL, brokerCA string
 	var layout bool
 	cmd := &cobra.Command{
-		Use:   "load REF -o DIR --policy FILE --nonce HEX --evidence FILE --tee PROVIDER",
+		Use:   "load REF -o DIR --policy FILE (--nonce HEX | --broker URL) --evidence FILE --tee PROVIDER",
 		Short: "Verified pull of a model, then TEE evidence binding it (run inside the confidential VM)",
 		Long: `Load pulls REF with the policy enforced (nothing lands unless it passes, whatever
 the rule's mode), then asks the TEE for a report whose REPORT_DATA binds the
@@ -214,16 +214,36 @@ manifest digest, the policy digest and the nonce, and writes the evidence.
 
 Providers (--tee): configfs-tsm (Linux TSM reports, kernels >= 6.7), sev-guest
 (/dev/sev-guest), auto (the first present), simulated-snp (INSECURE: a local
-chain under --simulated-root DIR; DIR/roots.pem is what a verifier would trust).`,
+chain under --simulated-root DIR; DIR/roots.pem is what a verifier would trust).
+
+With --broker URL (an encrypted model), the nonce comes from the broker:
+once the model passes the policy, load makes an ephemeral P-256 key, binds
+its SHA-256 into the evidence, posts the evidence to the broker, unwraps
+the layer keys it releases, and decrypts while pulling. Nothing lands unless
+the policy passes, the broker releases the keys and every layer decrypts and
+checks; the evidence file is written last.`,
 		Example: `  modelattest runtime load registry.example/models/m:v1 -o /models/m --policy policy.yaml \
-      --nonce "$NONCE" --evidence evidence.json --tee configfs-tsm`,
+      --nonce "$NONCE" --evidence evidence.json --tee configfs-tsm
+  modelattest runtime load registry.example/models/m:v1 -o /models/m --policy policy.yaml \
+      --broker https://broker.example:8444 --evidence evidence.json --tee configfs-tsm`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if out == "" || policy == "" || nonceHex == "" || evidenceFile == "" || provider == "" {
-				return usageError{fmt.Errorf("runtime load needs -o DIR, --policy FILE, --nonce HEX, --evidence FILE and --tee PROVIDER")}
+			if out == "" || policy == "" || evidenceFile == "" || provider == "" || (nonceHex == "") == (brokerURL == "") {
+				return usageError{fmt.Errorf("runtime load needs -o DIR, --policy FILE, --evidence FILE, --tee PROVIDER, and either --nonce HEX or --broker URL")}
 			}
-			nonce, err := parseNonce(nonceHex)
-			if err != nil {
+			var nonce []byte
+			var bc *tee.BrokerClient
+			var err error
+			if brokerURL != "" {
+				if layout {
+					return usageError{fmt.Errorf("--broker needs a registry reference: the broker re-verifies the model in its registry, not in a local layout")}
+				}
+				if bc, err = brokerClient(brokerURL, brokerCA); err != nil {
+					return err
+				}
+			} else if brokerCA != "" {
+				return usageError{fmt.Errorf("--broker-ca-file needs --broker URL")}
+			} else if nonce, err = parseNonce(nonceHex); err != nil {
 				return err
 			}
 			p, err := tee.NewProvider(provider, simRoot)
@@ -246,6 +266,21 @@ chain under --simulated-root DIR; DIR/roots.pem is what a verifier would trust).
 			if err != nil {
 				ev.record(events.FacePull, args[0], t.Name, desc.Digest, nil, err)
 				return err
+			}
+			if bc != nil {
+				evidence, err := runtimeBrokerPull(cmd, t, desc, out, pol, &ev, args[0], bc, p)
+				if err != nil {
+					return err
+				}
+				if evidence == nil {
+					return fmt.Errorf("runtime load: the pull ended without asking the broker")
+				}
+				if err := tee.WriteEvidence(evidenceFile, evidence); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Loaded %s@%s into %s (decrypted with keys released by %s)\nEvidence: %s (%s, %s)\n",
+					t.Name, desc.Digest, out, brokerURL, evidenceFile, evidence.Platform, evidence.Provider)
+				return nil
 			}
 			rep, err := runtimePull(cmd, t, desc, out, pol, &ev, args[0])
 			if err != nil {
@@ -279,6 +314,8 @@ chain under --simulated-root DIR; DIR/roots.pem is what a verifier would trust).
 	cmd.Flags().StringVar(&provider, "tee", "", "TEE provider: configfs-tsm, sev-guest, auto, simulated-snp (INSECURE)")
 	cmd.Flags().StringVar(&simRoot, "simulated-root", "", "with --tee simulated-snp: folder of its INSECURE local chain (created on first use)")
 	cmd.Flags().BoolVar(&layout, "oci-layout", false, "REF is an OCI image layout DIR[:TAG|@DIGEST]")
+	cmd.Flags().StringVar(&brokerURL, "broker", "", "key broker URL (runtime broker serve): the nonce comes from it and it releases the layer keys")
+	cmd.Flags().StringVar(&brokerCA, "broker-ca-file", "", "PEM CA certificates for an https:// --broker, besides the system's")
 	return cmd
 }
 
