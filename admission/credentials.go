@@ -37,25 +37,10 @@ func registryClient(o oras.RemoteOptions) (*http.Client, error) {
 	return &http.Client{Transport: tr}, nil
 }
 
-// openTarget opens repository with the shared transport. Credentials for
-// its host come first from the workload's pull secrets, then from the
-// webhook's own Docker config and credential helpers.
-func (w *Webhook) openTarget(ctx context.Context, repository string, creds *pullCreds) (*oras.Target, error) {
-	o := w.opts.Remote
-	o.HTTPClient = w.reg
-	if o.UserAgent == "" {
-		o.UserAgent = "modelattest-admission"
-	}
-	if creds != nil && o.Username == "" && o.Password == "" {
-		o.Credential = creds.get
-	}
-	return oras.OpenRemote(ctx, repository, o)
-}
-
 // pullCreds are the registry credentials of one workload: its
 // imagePullSecrets, then those of its service account. They are read from
-// the API only when a registry asks for credentials, so a cached decision
-// costs no API call. Secrets are never logged or put in an event.
+// the API only when the registry must be asked (a cache miss), so a cached
+// decision costs no API call. Secrets are never logged or put in an event.
 type pullCreds struct {
 	w         *Webhook
 	namespace string

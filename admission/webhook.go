@@ -84,6 +84,7 @@ type Webhook struct {
 	cache   *cache
 	metrics *metrics
 	reg     *http.Client
+	targets targets
 	kube    *kubeClient
 }
 
