@@ -51,10 +51,16 @@ type pullJSON struct {
 		Digest string `json:"digest"`
 	} `json:"manifest"`
 	Files []struct {
-		Path   string `json:"path"`
-		Digest string `json:"digest"`
-		Size   int64  `json:"size"`
-		Status string `json:"status"`
+		Path     string `json:"path"`
+		Digest   string `json:"digest"`
+		Size     int64  `json:"size"`
+		Status   string `json:"status"`
+		Transfer *struct {
+			Bytes       int64    `json:"bytes"`
+			Seconds     *float64 `json:"seconds"`
+			Ranges      int      `json:"ranges"`
+			Connections int      `json:"connections"`
+		} `json:"transfer"`
 	} `json:"files"`
 	Bytes   *int64   `json:"bytes"`
 	Seconds *float64 `json:"seconds"`
@@ -65,7 +71,7 @@ type pullJSON struct {
 // pushed by them to another repository is mounted there, not sent: the
 // pull recorded where its blobs came from in the digest cache.
 func TestTransferSummaryJSON(t *testing.T) {
-	const wsize = 5 << 20
+	const wsize = 20 << 20 // over 16 MiB: pulled in byte ranges
 	host := regtest.Embedded(t, "")
 	model := regtest.ModelDir(t, wsize)
 	alice, bob := t.TempDir(), t.TempDir()
@@ -96,6 +102,16 @@ func TestTransferSummaryJSON(t *testing.T) {
 	}
 	if pulled.Manifest.Digest != first.Manifest.Digest || len(pulled.Files) != 6 || pulled.Bytes == nil || *pulled.Bytes != *first.Bytes || pulled.Seconds == nil || *pulled.Seconds <= 0 {
 		t.Fatalf("pull summary: %+v", pulled)
+	}
+	for _, f := range pulled.Files {
+		tr := f.Transfer
+		if f.Status != "downloaded" || tr == nil || tr.Bytes != f.Size || tr.Seconds == nil || tr.Connections < 1 {
+			t.Errorf("pull, %s: %s, transfer %+v; want downloaded, every byte fetched, on at least one connection", f.Path, f.Status, tr)
+			continue
+		}
+		if big := f.Size >= 16<<20; big != (tr.Ranges > 0) {
+			t.Errorf("pull, %s (%d bytes): %d ranges; want ranges exactly for files of 16 MiB or more", f.Path, f.Size, tr.Ranges)
+		}
 	}
 
 	var second pushJSON
