@@ -281,3 +281,71 @@ func tagManifest(t *testing.T, dst orasgo.Target, m ocispec.Manifest, tag string
 	}
 	return d
 }
+
+// TestEncryptedPullResumes: plaintext that a failed pull decrypted and
+// verified into its staging folder is reused by the next pull (checked
+// again against its digest), and never placed by the failed one.
+func TestEncryptedPullResumes(t *testing.T) {
+	ctx := context.Background()
+	tgt := layout(t)
+	r, priv := recipientKey(t, "ec")
+	res := pushEncrypted(t, tgt, regtest.ModelDir(t, 64<<10), r)
+	keys, err := oras.DecryptionKeys(ctx, tgt, res.Manifest, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, _ := oras.FetchManifest(ctx, tgt, res.Manifest)
+	// The fourth file in manifest order (model.safetensors) is damaged,
+	// re-digested so that only its HMAC fails.
+	rc, err := tgt.Fetch(ctx, m.Layers[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	buf.ReadFrom(rc)
+	rc.Close()
+	buf.Bytes()[0] ^= 1
+	bad, err := orasgo.PushBytes(ctx, tgt, m.Layers[3].MediaType, buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Annotations = m.Layers[3].Annotations
+	keys[bad.Digest] = keys[m.Layers[3].Digest]
+	m2 := *m
+	m2.Layers = append([]ocispec.Descriptor(nil), m.Layers...)
+	m2.Layers[3] = bad
+	damaged := tagManifest(t, tgt, m2, "damaged")
+
+	out := filepath.Join(t.TempDir(), "out")
+	// One at a time, in manifest order: the three files before the damaged
+	// one are decrypted and verified before it fails.
+	if _, err := oras.Pull(ctx, tgt, damaged, out, oras.PullOptions{Decrypt: keys, Concurrency: 1}); !errors.Is(err, oras.ErrIntegrity) {
+		t.Fatalf("damaged pull: %v", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("output directory after a failed pull: %v", err)
+	}
+	pulled, err := oras.Pull(ctx, tgt, res.Manifest, out, oras.PullOptions{Decrypt: keys, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumed := 0
+	for _, f := range pulled.Files {
+		switch {
+		case f.Path == "model.safetensors" && f.Status != oras.FileDownloaded:
+			t.Errorf("the file that failed its HMAC is %s, want downloaded afresh", f.Status)
+		case f.Status == oras.FileResumed:
+			resumed++
+		}
+	}
+	// At least the three before it; those after may have finished too.
+	if resumed < 3 {
+		t.Errorf("%d files resumed from the staging folder, want at least 3: %+v", resumed, pulled.Files)
+	}
+	for _, f := range pulled.Files {
+		b, _ := os.ReadFile(filepath.Join(out, f.Path))
+		if digest.FromBytes(b) != f.Digest {
+			t.Errorf("%s does not hash to %s", f.Path, f.Digest)
+		}
+	}
+}
