@@ -6,16 +6,20 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -77,20 +81,42 @@ func TestRuntimeBrokerEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait(); logf.Close() })
-		regtest.WaitHTTP(t, "http://"+addr+tee.PathNonce, srv)
-		return "http://" + addr, eventsPath, logPath, srv
+		scheme, hc := "http", http.DefaultClient
+		if slices.Contains(extra, "--tls-cert") {
+			pool := x509.NewCertPool()
+			ca, _ := os.ReadFile(extra[slices.Index(extra, "--tls-cert")+1])
+			pool.AppendCertsFromPEM(ca)
+			scheme, hc = "https", &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		}
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			resp, err := hc.Get(scheme + "://" + addr + tee.PathNonce)
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				log, _ := os.ReadFile(logPath)
+				t.Fatalf("broker %s did not come up: %v\n%s", name, err, log)
+			}
+		}
+		return scheme + "://" + addr, eventsPath, logPath, srv
 	}
 	broker, eventsPath, logPath, srv := serve("broker")
 
-	load := func(broker, ref, out, evidence string) (string, int) {
-		return maCode(t, "runtime", "load", "--plain-http", ref, "-o", out, "--policy", policy, "--broker", broker,
-			"--evidence", evidence, "--tee", "simulated-snp", "--simulated-root", sim)
+	load := func(broker, ref, out, evidence string, extra ...string) (string, int) {
+		return maCode(t, append([]string{"runtime", "load", "--plain-http", ref, "-o", out, "--policy", policy, "--broker", broker,
+			"--evidence", evidence, "--tee", "simulated-snp", "--simulated-root", sim}, extra...)...)
 	}
-	// A broker that pins another launch measurement refuses this guest:
-	// runtime load exits 3 naming the step, and nothing lands.
-	strict, _, _, _ := serve("strict", "--measurement", strings.Repeat("00", 48))
+	// A broker over TLS that pins another launch measurement refuses this
+	// guest: runtime load (trusting the broker's certificate through
+	// --broker-ca-file) exits 3 naming the step, and nothing lands.
+	cert, key := regtest.SelfSignedCert(t, t.TempDir())
+	strict, _, _, _ := serve("strict", "--measurement", strings.Repeat("00", 48), "--tls-cert", cert, "--tls-key", key)
 	outS, evS := filepath.Join(dir, "out-strict"), filepath.Join(dir, "evidence-strict.json")
-	if got, code := load(strict, secret, outS, evS); code != 3 || !strings.Contains(got, "broker: "+tee.StepMeasurement+": ") {
+	if got, code := load(strict, secret, outS, evS); code != 1 || !strings.Contains(got, "certificate") {
+		t.Fatalf("a TLS broker without its CA: exit %d\n%s", code, got)
+	}
+	if got, code := load(strict, secret, outS, evS, "--broker-ca-file", cert); code != 3 || !strings.Contains(got, "broker: "+tee.StepMeasurement+": ") {
 		t.Fatalf("broker pinning another measurement: exit %d\n%s", code, got)
 	}
 	for _, p := range []string{outS, evS} {

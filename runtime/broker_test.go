@@ -7,6 +7,7 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -14,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -527,5 +530,73 @@ func TestWrapWorkedExample(t *testing.T) {
 	got, err := rel.Unwrap(rpriv, modelA)
 	if err != nil || !bytes.Equal(got[modelB], key) {
 		t.Fatalf("unwrap: %v", err)
+	}
+}
+
+// TestNonceStoreConcurrent: many clients issuing and presenting nonces at
+// once; each nonce is accepted exactly once (run with -race).
+func TestNonceStoreConcurrent(t *testing.T) {
+	s := newNonceStore(time.Minute, 1000, time.Now)
+	var issued [][]byte
+	for range 200 {
+		n, _, err := s.issue()
+		if err != nil {
+			t.Fatal(err)
+		}
+		issued = append(issued, n)
+	}
+	var mu sync.Mutex
+	accepted := map[string]int{}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for _, n := range issued {
+				if s.take(n) == nil {
+					mu.Lock()
+					accepted[string(n)]++
+					mu.Unlock()
+				}
+				s.issue()
+			}
+		})
+	}
+	wg.Wait()
+	if len(accepted) != len(issued) {
+		t.Fatalf("%d of %d nonces accepted", len(accepted), len(issued))
+	}
+	for _, c := range accepted {
+		if c != 1 {
+			t.Fatalf("a nonce accepted %d times", c)
+		}
+	}
+}
+
+// TestBrokerListenAndServe: the broker over TLS on a free port; a
+// cancelled context shuts it down cleanly.
+func TestBrokerListenAndServe(t *testing.T) {
+	f := newBrokerFixture(t, nil)
+	cert, key := regtest.SelfSignedCert(t, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- f.broker.ListenAndServe(ctx, BrokerServeOptions{Address: "127.0.0.1:0", CertFile: cert, KeyFile: key,
+			Listening: func(a net.Addr) { addr <- a.String() }})
+	}()
+	pem, _ := os.ReadFile(cert)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c := &BrokerClient{URL: "https://" + <-addr, HTTP: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
+	if _, err := c.Nonce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no shutdown")
 	}
 }
