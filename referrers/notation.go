@@ -300,8 +300,9 @@ type NotationSignature struct {
 	// key is the signing key's fingerprint: one key is one signer, whether
 	// it signs a bundle or a Notary Project signature.
 	key string
-	// notAfter is the earliest NotAfter of the signing chain still valid
-	// now (zero: none). Without a trusted timestamp the chain must be
+	// notAfter is the earliest NotAfter of the signing chain, or
+	// nextUpdate of a CRL file it was checked against, still to come
+	// (zero: none). Without a trusted timestamp the chain must be
 	// valid when verified, so its expiry ends the verification; with one,
 	// counting it only makes a caller verify again sooner.
 	notAfter time.Time
@@ -343,9 +344,16 @@ func (v *Verifier) VerifyNotation(ctx context.Context, subject ocispec.Descripto
 	sig := &NotationSignature{Format: env.Format(), SigningScheme: string(si.SignedAttributes.SigningScheme),
 		Signer: leaf.Subject.String(), SigningTime: si.SignedAttributes.SigningTime.UTC(), key: keyFingerprint(leaf.PublicKey)}
 	now := time.Now()
-	for _, c := range si.CertificateChain {
+	for i, c := range si.CertificateChain {
 		if c.NotAfter.After(now) {
 			sig.notAfter = earliest(sig.notAfter, c.NotAfter)
+		}
+		// A CRL file past its nextUpdate no longer vouches (unknown:
+		// refused), so the check holds until then.
+		if i+1 < len(si.CertificateChain) {
+			if crl := crlFor(nv.trust.CRLs, si.CertificateChain[i+1]); crl != nil && crl.NextUpdate.After(now) {
+				sig.notAfter = earliest(sig.notAfter, crl.NextUpdate)
+			}
 		}
 	}
 	if len(si.UnsignedAttributes.TimestampSignature) > 0 && len(nv.trust.TSA) > 0 {

@@ -16,9 +16,9 @@ import (
 
 // TestReportValidUntil: the report says when the earliest certificate (or
 // CRL) that a counted signature rested on lapses — an X.509 PKI leaf, a
-// CRL's nextUpdate plus grace, a Notary Project chain, a Fulcio leaf still
-// valid — and nothing for a plain key. A signature that verified but was
-// not counted does not shorten it.
+// CRL's nextUpdate plus grace, a Notary Project chain or the nextUpdate of
+// its CRL file, a Fulcio leaf still valid — and nothing for a plain key.
+// A signature that verified but was not counted does not shorten it.
 func TestReportValidUntil(t *testing.T) {
 	ctx := context.Background()
 	sec := func(d time.Duration) time.Time { return time.Now().Add(d).Truncate(time.Second).UTC() }
@@ -92,6 +92,39 @@ func TestReportValidUntil(t *testing.T) {
 	if rep := verifyWith("notary"); !rep.ValidUntil.Equal(notaryLeafEnd) {
 		t.Errorf("Notary Project chain: ValidUntil %s, want the leaf's NotAfter %s", rep.ValidUntil, notaryLeafEnd)
 	}
+	// A Notary Project chain checked against a CRL file: until its
+	// nextUpdate when that comes first.
+	lay2, err := oras.OpenLayout(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2 := model(t, lay2)
+	long := nca.Leaf(t, releaseName, time.Now().Add(-time.Hour), time.Now().Add(72*time.Hour), "")
+	longSigner, err := referrers.NewNotationSigner(long.Key, long.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := referrers.SignNotation(ctx, lay2, m2, longSigner, referrers.NotationSignOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	crlFile, err := x509.ParseRevocationList(nca.CRL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notaryCRL, err := referrers.NewNotationVerifier("notary-crl", referrers.NotationTrust{CA: []*x509.Certificate{nca.Cert}, TrustedIdentities: []string{"*"},
+		CRLs: []*x509.RevocationList{crlFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := referrers.CompilePolicy(&referrers.Policy{Version: 1, Models: []referrers.Rule{{Match: []string{"**"},
+		Signatures: &referrers.SignatureRule{Signers: []string{"notary-crl"}, Threshold: 1}}}}, map[string]*referrers.Verifier{"notary-crl": notaryCRL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := referrers.VerifyModel(ctx, lay2, "m", m2, pol, referrers.VerifyOptions{}); err != nil || !rep.ValidUntil.Equal(crlFile.NextUpdate.UTC()) {
+		t.Errorf("Notary Project chain under a CRL: ValidUntil %v (%v), want the CRL's nextUpdate %s", rep.ValidUntil, err, crlFile.NextUpdate)
+	}
+
 	rep := verifyWith("ci")
 	if rep.ValidUntil.IsZero() || !rep.ValidUntil.After(time.Now()) || rep.ValidUntil.After(time.Now().Add(24*time.Hour)) {
 		t.Errorf("Fulcio leaf still valid: ValidUntil %s, want its NotAfter", rep.ValidUntil)
