@@ -33,7 +33,7 @@ type bodyCounter struct {
 	created atomic.Int64 // 201 answers to a mount POST
 }
 
-func newBodyCounter(t *testing.T, registry string, refuse bool) *bodyCounter {
+func newBodyCounter(t testing.TB, registry string, refuse bool) *bodyCounter {
 	t.Helper()
 	c := &bodyCounter{refuse: refuse}
 	target, _ := url.Parse("http://" + registry)
