@@ -528,7 +528,11 @@ func newInspectCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "PATH\tKIND\tSIZE\tMODE\tDIGEST")
 			for _, f := range res.Files {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", f.Path, f.Kind, f.Size, f.Mode, f.Digest)
+				kind := f.Kind
+				if strings.HasSuffix(f.Format, modelspec.EncryptedSuffix) {
+					kind += " (encrypted)" // the digest is the ciphertext's
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", f.Path, kind, f.Size, f.Mode, f.Digest)
 			}
 			return tw.Flush()
 		},
