@@ -20,7 +20,7 @@ HELM_VERSION         := v3.22.0
 GOTEST_FLAGS ?= -count=1 -race -timeout 30m
 FUZZTIME     ?= 30s
 
-.PHONY: all build test unit lint tools chromium demo bench fuzz clean help
+.PHONY: all build test unit lint tools chromium demo bench bench-wan fuzz clean help
 
 all: build
 
@@ -29,6 +29,7 @@ help:
 	@echo "make test   - install the pinned peer tools, then run every test (unit, integration, interop, conformance)"
 	@echo "make unit   - the tests that need no peer tool"
 	@echo "make bench  - push/pull benchmarks against oras on a local distribution registry"
+	@echo "make bench-wan - pulls against oras through the emulated WAN (minutes, GiBs; chart in \$$TMPDIR/modelattest-bench-wan)"
 	@echo "make lint   - gofmt, go vet, darwin and windows builds, go mod tidy check"
 	@echo "make fuzz   - run every fuzz target for FUZZTIME (default 30s)"
 	@echo "make tools  - install oras, distribution, the OCI conformance suite, cosign v2/v3, crane, notation, kube-apiserver/kubectl/etcd/helm (admission)"
@@ -148,5 +149,9 @@ demo: build
 bench: tools build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./integration/ | tee bench.out
 
+# Not in CI: minutes long, 4 GiB of models, and it wants a quiet machine.
+bench-wan: tools
+	MODELATTEST_BENCH_WAN=1 $(GO) test -run '^$$' -bench WAN -benchtime 1x -timeout 60m ./integration/ | tee bench-wan.out
+
 clean:
-	rm -rf $(BIN) bench.out
+	rm -rf $(BIN) bench.out bench-wan.out

@@ -56,7 +56,12 @@ func TestTakeShrinks(t *testing.T) {
 	if end != 256<<20 {
 		t.Fatalf("ranges ended at %d", end)
 	}
-	if sizes[0] != maxChunk || sizes[len(sizes)-1] > minChunk+minChunk/4 {
-		t.Errorf("sizes %v: want %d first and about %d last", sizes, maxChunk, minChunk)
+	for i := 1; i < len(sizes); i++ {
+		if sizes[i] > sizes[i-1] {
+			t.Fatalf("sizes %v: range %d grows", sizes, i)
+		}
+	}
+	if sizes[0] > maxChunk || sizes[0] < 2*minRange() || sizes[len(sizes)-1] > minRange()+minRange()/4 {
+		t.Errorf("sizes %v: want big ranges first (at most %d), about %d last", sizes, maxChunk, minRange())
 	}
 }
