@@ -118,7 +118,7 @@ test: tools
 	$(GO) test $(GOTEST_FLAGS) ./...
 
 unit:
-	$(GO) test $(GOTEST_FLAGS) ./modelspec/... ./oras/... ./referrers/... ./registry/... ./events/... ./runtime/... ./cmd/...
+	$(GO) test $(GOTEST_FLAGS) ./modelspec/... ./oras/... ./referrers/... ./registry/... ./events/... ./runtime/... ./encryption/... ./cmd/...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
@@ -134,7 +134,7 @@ lint:
 
 # Each fuzz target runs for FUZZTIME; a crasher lands in testdata/fuzz and
 # becomes a regression test that `make test` runs.
-FUZZ_PKGS := ./modelspec ./oras ./referrers ./registry
+FUZZ_PKGS := ./modelspec ./oras ./referrers ./registry ./encryption
 fuzz:
 	@set -e; for pkg in $(FUZZ_PKGS); do \
 	  for t in $$($(GO) test $$pkg -list '^Fuzz' | grep '^Fuzz'); do \
