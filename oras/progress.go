@@ -13,8 +13,10 @@ type Progress interface {
 type Tracker interface {
 	// Add counts n more bytes done.
 	Add(n int64)
-	// Done ends the transfer; status says how ("uploaded", "exists",
-	// "skipped", …) and err is non-nil when it failed.
+	// Done ends the transfer; status says how (a BlobStatus for a push:
+	// "uploaded", "mounted", "skipped"; a FileStatus for a pull; "copied"
+	// or "exists" for a copy) and err is non-nil when it failed. A blob
+	// mounted or skipped ends without any Add.
 	Done(status string, err error)
 }
 
