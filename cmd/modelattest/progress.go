@@ -33,8 +33,8 @@ func newBars(w io.Writer) (oras.Progress, func(err error)) {
 }
 
 // bars shows one bar per file and, below them, a total: bytes moved of
-// bytes to move, the average throughput of the whole transfer and the ETA
-// at that rate. Files that move nothing (skipped, mounted, present, resumed)
+// bytes to move, the recent throughput of the whole transfer and the ETA
+// at that rate (rateMeter). Files that move nothing (skipped, mounted, present, resumed)
 // leave the total, so throughput and ETA count only bytes on the wire.
 type bars struct {
 	p *mpb.Progress
@@ -72,40 +72,62 @@ func (b *bars) ensureTotal() {
 		mpb.PrependDecorators(decor.Name("total", decor.WCSyncSpaceR)),
 		mpb.AppendDecorators(
 			decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpace),
-			decor.Any(rateAndETA(time.Now()), decor.WCSyncSpace),
+			decor.Any(newRateMeter(time.Now).show, decor.WCSyncSpace),
 		),
 	)
 }
 
-// rateAndETA shows the average throughput since start and the time left
-// at that rate; once complete, the final rate and "done". mpb's own
-// average decorators stop updating at completion, so a transfer finished
-// between two frames would show 0 B/s.
-func rateAndETA(start time.Time) func(decor.Statistics) string {
-	var end time.Time
-	return func(s decor.Statistics) string {
-		if end.IsZero() && s.Completed {
-			end = time.Now()
+// rateWindow is how far back the shown throughput looks: long enough to
+// smooth over one slow request, short enough that the ETA follows a link
+// whose speed changes during a long transfer.
+const rateWindow = 10 * time.Second
+
+// rateMeter shows the throughput of the last rateWindow and the time left
+// at that rate; once complete, the average of the whole transfer and
+// "done". (mpb's average decorators stop updating at completion, so a
+// transfer finished between two frames would show 0 B/s.)
+type rateMeter struct {
+	start   time.Time
+	now     func() time.Time
+	end     time.Time
+	samples []rateSample // oldest first, the first one rateWindow old at most
+}
+
+type rateSample struct {
+	at time.Time
+	n  int64
+}
+
+func newRateMeter(now func() time.Time) *rateMeter { return &rateMeter{start: now(), now: now} }
+
+// show is called by mpb for each frame of the total bar, from one
+// goroutine.
+func (m *rateMeter) show(s decor.Statistics) string {
+	now := m.now()
+	if s.Completed {
+		if m.end.IsZero() {
+			m.end = now
 		}
-		now := end
-		if now.IsZero() {
-			now = time.Now()
+		if secs := m.end.Sub(m.start).Seconds(); secs > 0 && s.Current > 0 {
+			return fmt.Sprintf("% .1f/s done", decor.SizeB1024(int64(float64(s.Current)/secs)))
 		}
-		secs := now.Sub(start).Seconds()
-		if secs <= 0 || s.Current <= 0 {
-			if s.Completed {
-				return "done"
-			}
-			return "--/s"
-		}
-		rate := float64(s.Current) / secs
-		msg := fmt.Sprintf("% .1f/s", decor.SizeB1024(int64(rate)))
-		if s.Completed {
-			return msg + " done"
-		}
-		left := time.Duration(float64(s.Total-s.Current) / rate * float64(time.Second))
-		return msg + " ETA " + left.Round(time.Second).String()
+		return "done"
 	}
+	m.samples = append(m.samples, rateSample{at: now, n: s.Current})
+	for len(m.samples) > 1 && !m.samples[1].at.After(now.Add(-rateWindow)) {
+		m.samples = m.samples[1:]
+	}
+	var rate float64
+	if old := m.samples[0]; now.Sub(old.at) >= time.Second && s.Current >= old.n {
+		rate = float64(s.Current-old.n) / now.Sub(old.at).Seconds()
+	} else if secs := now.Sub(m.start).Seconds(); secs > 0 {
+		rate = float64(s.Current) / secs // the first second: since the start
+	}
+	if rate <= 0 {
+		return "--/s"
+	}
+	left := time.Duration(float64(max(s.Total-s.Current, 0)) / rate * float64(time.Second))
+	return fmt.Sprintf("% .1f/s ETA %s", decor.SizeB1024(int64(rate)), left.Round(time.Second))
 }
 
 // finish completes the total bar, or drops it after a failure or Ctrl-C so
