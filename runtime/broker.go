@@ -236,6 +236,14 @@ func (b *Broker) serveKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := &keyDecision{id: events.NewID(), start: time.Now()}
+	// The body is read before a slot is taken: a client that sends it
+	// slowly holds its own connection, never one of the MaxInFlight
+	// verifications that every guest shares.
+	req := b.readRequest(w, r, d)
+	if req == nil {
+		b.finish(w, r, d, nil)
+		return
+	}
 	select {
 	case b.slots <- struct{}{}:
 		defer func() { <-b.slots }()
@@ -247,7 +255,7 @@ func (b *Broker) serveKey(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), b.o.Timeout)
 	defer cancel()
-	rel := b.decide(ctx, w, r, d)
+	rel := b.decide(ctx, req, d)
 	b.finish(w, r, d, rel)
 }
 
@@ -257,9 +265,9 @@ func (d *keyDecision) refuse(status int, step, format string, a ...any) {
 	d.steps = append(d.steps, Step{Name: step, OK: false, Detail: d.refusal.Reason})
 }
 
-// decide runs the checks in order and returns the release, or nil with
-// d saying why not.
-func (b *Broker) decide(ctx context.Context, w http.ResponseWriter, r *http.Request, d *keyDecision) *KeyRelease {
+// readRequest reads a key request's body, or returns nil with d saying
+// why it is not one.
+func (b *Broker) readRequest(w http.ResponseWriter, r *http.Request, d *keyDecision) *KeyRequest {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		d.refuse(http.StatusUnsupportedMediaType, StepRequest, "Content-Type %q: want application/json", r.Header.Get("Content-Type"))
 		return nil
@@ -279,6 +287,12 @@ func (b *Broker) decide(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		d.refuse(http.StatusBadRequest, StepRequest, "not a key request: data after the JSON object")
 		return nil
 	}
+	return &req
+}
+
+// decide runs the checks in order and returns the release, or nil with
+// d saying why not.
+func (b *Broker) decide(ctx context.Context, req *KeyRequest, d *keyDecision) *KeyRelease {
 	ev := req.Evidence
 	if ev == nil || ev.Format != EvidenceFormat {
 		d.refuse(http.StatusBadRequest, StepRequest, "the request holds no %s evidence", EvidenceFormat)
