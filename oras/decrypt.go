@@ -80,45 +80,45 @@ func checkEncrypted(m *ocispec.Manifest, cfg *modelspec.Config, entries []models
 // (0700) and kept only once ocicrypt's HMAC and the plaintext digest both
 // hold. A plaintext already in the output directory, or verified into
 // the staging folder by an interrupted pull, is not fetched again.
-func (st *staging) fetchEncrypted(ctx context.Context, src content.Fetcher, e modelspec.Entry, key encryption.LayerKey, present bool, p Progress) (ocispec.Descriptor, FileStatus, error) {
+func (st *staging) fetchEncrypted(ctx context.Context, src content.Fetcher, e modelspec.Entry, key encryption.LayerKey, present bool, p Progress) (ocispec.Descriptor, FileStatus, *TransferStats, error) {
 	pd, err := key.PlaintextDigest()
 	if err != nil {
-		return ocispec.Descriptor{}, "", err
+		return ocispec.Descriptor{}, "", nil, err
 	}
 	plain := ocispec.Descriptor{MediaType: encryption.PlainMediaType(e.Layer.MediaType), Digest: pd, Size: e.Layer.Size, Annotations: e.Layer.Annotations}
 	if present && st.hashIn(st.out+"/"+e.Path, pd, plain.Size) {
 		t := track(p, e.Path, plain.Size)
 		t.Add(plain.Size)
 		t.Done(string(FilePresent), nil)
-		return plain, FilePresent, nil
+		return plain, FilePresent, nil, nil
 	}
 	if st.hashIn(st.blob(pd), pd, plain.Size) {
 		t := track(p, e.Path, plain.Size)
 		t.Add(plain.Size)
 		t.Done(string(FileResumed), nil)
-		return plain, FileResumed, nil
+		return plain, FileResumed, nil, nil
 	}
 	// The output directory holds plaintext: a file there is never taken
 	// for the ciphertext.
-	status, _, err := st.fetchRaw(ctx, src, e, false, p)
+	status, stats, err := st.fetchRaw(ctx, src, e, false, p)
 	if err != nil {
-		return ocispec.Descriptor{}, "", err
+		return ocispec.Descriptor{}, "", nil, err
 	}
 	part := st.blob(pd) + ".part-" + randSuffix()
 	pt, err := encryption.DecryptFile(ctx, st.root, st.blob(e.Layer.Digest), part, e.Layer, key)
 	if err != nil {
 		if errors.Is(err, encryption.ErrIntegrity) {
-			return ocispec.Descriptor{}, "", fmt.Errorf("layer %q (%s): %w: %w", e.Path, e.Layer.Digest, ErrIntegrity, err)
+			return ocispec.Descriptor{}, "", nil, fmt.Errorf("layer %q (%s): %w: %w", e.Path, e.Layer.Digest, ErrIntegrity, err)
 		}
-		return ocispec.Descriptor{}, "", fmt.Errorf("layer %q (%s): decrypt: %w", e.Path, e.Layer.Digest, err)
+		return ocispec.Descriptor{}, "", nil, fmt.Errorf("layer %q (%s): decrypt: %w", e.Path, e.Layer.Digest, err)
 	}
 	if pt.Size != plain.Size {
 		_ = st.root.Remove(part)
-		return ocispec.Descriptor{}, "", fmt.Errorf("layer %q (%s): %w: %d plaintext bytes, want %d", e.Path, e.Layer.Digest, ErrIntegrity, pt.Size, plain.Size)
+		return ocispec.Descriptor{}, "", nil, fmt.Errorf("layer %q (%s): %w: %d plaintext bytes, want %d", e.Path, e.Layer.Digest, ErrIntegrity, pt.Size, plain.Size)
 	}
 	if err := st.root.Rename(part, st.blob(pd)); err != nil {
 		_ = st.root.Remove(part)
-		return ocispec.Descriptor{}, "", err
+		return ocispec.Descriptor{}, "", nil, err
 	}
-	return plain, status, nil
+	return plain, status, stats, nil
 }

@@ -98,15 +98,22 @@ func TestEncryptedRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			out := filepath.Join(t.TempDir(), "out")
-			pulled, err := oras.Pull(ctx, tgt, res.Manifest, out, oras.PullOptions{Decrypt: keys})
+			cache := t.TempDir()
+			pulled, err := oras.Pull(ctx, tgt, res.Manifest, out, oras.PullOptions{Decrypt: keys, DigestCacheDir: cache})
 			if err != nil {
 				t.Fatal(err)
 			}
 			regtest.SameTree(t, model, out)
+			// Where blobs were pulled from is a hint for later pushes: the
+			// plaintext is in no registry, so it is never recorded.
+			record, _ := os.ReadFile(filepath.Join(cache, "locations.json"))
 			for _, f := range pulled.Files {
 				b, _ := os.ReadFile(filepath.Join(out, f.Path))
-				if f.Digest != digest.FromBytes(b) {
-					t.Errorf("%s: reported %s, file is %s", f.Path, f.Digest, digest.FromBytes(b))
+				if f.Digest != digest.FromBytes(b) || !f.Encrypted {
+					t.Errorf("%s: reported %s (encrypted %v), file is %s", f.Path, f.Digest, f.Encrypted, digest.FromBytes(b))
+				}
+				if f.Size > 0 && bytes.Contains(record, []byte(f.Digest.Encoded())) {
+					t.Errorf("%s: the plaintext digest is recorded as a blob of the registry", f.Path)
 				}
 			}
 			if _, err := os.Stat(filepath.Join(filepath.Dir(out), ".out.modelattest-partial")); !errors.Is(err, os.ErrNotExist) {

@@ -238,6 +238,9 @@ func recordPulled(dir string, src content.Fetcher, res *PullResult) {
 	}
 	l := openLocations(dir)
 	for _, f := range res.Files {
+		if f.Encrypted {
+			continue // the plaintext's digest: that blob is not in the registry
+		}
 		l.add(f.Digest, f.Size, at)
 	}
 	l.save()

@@ -90,6 +90,9 @@ type PulledFile struct {
 	Status FileStatus `json:"status"`
 	// Transfer has the download's figures (nil when nothing was fetched).
 	Transfer *TransferStats `json:"transfer,omitempty"`
+	// Encrypted says the layer was encrypted: Digest is then the
+	// decrypted file's, not the layer's.
+	Encrypted bool `json:"encrypted,omitempty"`
 }
 
 // PullResult says what a pull did.
@@ -265,12 +268,12 @@ func Pull(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, out
 			}
 			if e.Encrypted() {
 				// commit places the plaintext: entries[i] names it from here on.
-				plain, status, err := st.fetchEncrypted(gctx, src, e, opts.Decrypt[e.Layer.Digest], out.present[e.Path], opts.Progress)
+				plain, status, stats, err := st.fetchEncrypted(gctx, src, e, opts.Decrypt[e.Layer.Digest], out.present[e.Path], opts.Progress)
 				if err != nil {
 					return err
 				}
 				entries[i].Layer = plain
-				res.Files[i] = PulledFile{Path: e.Path, Digest: plain.Digest, Size: plain.Size, Status: status}
+				res.Files[i] = PulledFile{Path: e.Path, Digest: plain.Digest, Size: plain.Size, Status: status, Transfer: stats, Encrypted: true}
 				return nil
 			}
 			status, stats, err := st.fetchRaw(gctx, src, e, out.present[e.Path], opts.Progress)
