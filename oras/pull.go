@@ -576,12 +576,20 @@ func (st *staging) openPartial(part, stateName string, size int64) (f *os.File, 
 		return nil, nil, nil, false, nil
 	}
 	resume := st.notOurs(part, false) == "" && st.notOurs(stateName, false) == ""
-	if _, lerr := st.root.Lstat(part); lerr == nil && !resume {
-		// Not ours, or half there: start over under the fixed names.
-		if err := st.root.Remove(part); err != nil {
-			return nil, nil, nil, false, nil
+	if !resume {
+		// Not ours, or half there: start over under the fixed names. Both
+		// go, whatever they are: a symlink left under either name would
+		// have the file it points at written.
+		if _, lerr := st.root.Lstat(part); lerr == nil {
+			if err := st.root.Remove(part); err != nil {
+				return nil, nil, nil, false, nil
+			}
 		}
-		_ = st.root.Remove(stateName)
+		if _, lerr := st.root.Lstat(stateName); lerr == nil {
+			if err := st.root.Remove(stateName); err != nil {
+				return nil, nil, nil, false, nil
+			}
+		}
 	}
 	f, err = st.root.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -593,7 +601,7 @@ func (st *staging) openPartial(part, stateName string, size int64) (f *os.File, 
 	}
 	flags := os.O_RDWR | os.O_CREATE | os.O_APPEND
 	if !resume {
-		flags |= os.O_TRUNC
+		flags |= os.O_EXCL
 	}
 	sf, err := st.root.OpenFile(stateName, flags, 0o600)
 	if err != nil {
