@@ -108,6 +108,11 @@ models:
 				Manifest struct {
 					Digest string `json:"digest"`
 				} `json:"manifest"`
+				Blobs []struct {
+					Status string `json:"status"`
+					Sent   int64  `json:"sentBytes"`
+					Size   int64  `json:"size"`
+				} `json:"blobs"`
 				Encrypted    bool `json:"encrypted"`
 				ModelSigning *struct {
 					Digest string `json:"digest"`
@@ -119,6 +124,14 @@ models:
 				t.Fatalf("push --format json: %v\n%s", err, out)
 			}
 			digest := pushed.Manifest.Digest
+			if len(pushed.Blobs) != 6 {
+				t.Errorf("push reports %d blobs, want the 6 files", len(pushed.Blobs))
+			}
+			for _, b := range pushed.Blobs {
+				if b.Status != "uploaded" || b.Sent != b.Size {
+					t.Errorf("an encrypted blob %s with %d of %d bytes sent: each is new, so uploaded whole", b.Status, b.Sent, b.Size)
+				}
+			}
 			pinned := h + "/models/secret@" + digest
 			ma(t, "sign", "--plain-http", "--key", cosignKey, pinned)
 

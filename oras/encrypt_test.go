@@ -141,6 +141,11 @@ func TestEncryptedPushIsNotReproducible(t *testing.T) {
 	if a.Manifest.Digest == b.Manifest.Digest {
 		t.Fatal("two encrypted pushes of one folder gave the same manifest: the keys are not fresh")
 	}
+	for i, blob := range b.Blobs {
+		if blob.Status != oras.BlobUploaded || (blob.Size > 0 && blob.Digest == a.Blobs[i].Digest) || blob.Sent != blob.Size {
+			t.Errorf("second push, %s: %s, %d of %d bytes sent (first push's digest %s)", blob.Path, blob.Status, blob.Sent, blob.Size, a.Blobs[i].Digest)
+		}
+	}
 	if a.Plaintext.ManifestDesc.Digest != b.Plaintext.ManifestDesc.Digest || a.Plaintext.ConfigDesc.Digest != b.Plaintext.ConfigDesc.Digest {
 		t.Error("the plaintext model differs between two pushes of one folder")
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
@@ -19,9 +20,10 @@ import (
 
 // EncryptedPush says what PushEncrypted stored.
 type EncryptedPush struct {
-	// Manifest is the encrypted model's manifest descriptor, as stored
-	// (and tagged): what sign and attest name.
-	Manifest ocispec.Descriptor
+	// PushResult has the encrypted model's manifest descriptor, as stored
+	// (and tagged): what sign and attest name; and its blobs, the
+	// ciphertexts, every one uploaded (they are new on every push).
+	PushResult
 	// Plaintext is the same model unencrypted, never stored: its layers'
 	// digests are the files' own, so a model-signing statement made from
 	// it is what the decrypted files verify against
@@ -47,12 +49,14 @@ func PushEncrypted(ctx context.Context, dst orasgo.Target, ref, dir string, reci
 	if len(recipients) == 0 {
 		return nil, errors.New("push: encryption needs at least one recipient")
 	}
+	start := time.Now()
 	files, meta, annotations, err := scanModel(dir, opts)
 	if err != nil {
 		return nil, err
 	}
 	plain := make([]ocispec.Descriptor, len(files))
 	enc := make([]ocispec.Descriptor, len(files))
+	res := &EncryptedPush{PushResult: PushResult{Blobs: make([]PushedBlob, len(files))}}
 	var total int64
 	for _, f := range files {
 		total += f.Size
@@ -63,12 +67,13 @@ func PushEncrypted(ctx context.Context, dst orasgo.Target, ref, dir string, reci
 	for i, f := range files {
 		g.Go(func() error {
 			t := track(opts.Progress, f.Path, f.Size)
-			l, err := pushEncryptedFile(gctx, dst, f, opts, recipients, t)
+			l, sent, err := pushEncryptedFile(gctx, dst, f, opts, recipients, t)
 			t.Done("uploaded", err)
 			if err != nil {
 				return fmt.Errorf("layer %q: %w", f.Path, err)
 			}
 			plain[i], enc[i] = l.Plaintext, l.Descriptor
+			res.Blobs[i] = PushedBlob{Path: f.Path, Digest: l.Descriptor.Digest, Size: l.Descriptor.Size, Status: BlobUploaded, Sent: sent}
 			return nil
 		})
 	}
@@ -86,45 +91,50 @@ func PushEncrypted(ctx context.Context, dst orasgo.Target, ref, dir string, reci
 	if err := PushArtifact(ctx, dst, ref, encArt); err != nil {
 		return nil, err
 	}
-	return &EncryptedPush{Manifest: encArt.ManifestDesc, Plaintext: art}, nil
+	res.Manifest, res.Plaintext = encArt.ManifestDesc, art
+	for _, b := range res.Blobs {
+		res.Bytes += b.Size
+		res.Sent += b.Sent
+	}
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
 }
 
-// pushEncryptedFile encrypts the file f and uploads its ciphertext.
-func pushEncryptedFile(ctx context.Context, dst content.Storage, f modelspec.File, opts PushOptions, recipients []encryption.Recipient, t Tracker) (*encryption.EncryptedLayer, error) {
+// pushEncryptedFile encrypts the file f and uploads its ciphertext; sent
+// counts the bytes of the attempt that succeeded.
+func pushEncryptedFile(ctx context.Context, dst content.Storage, f modelspec.File, opts PushOptions, recipients []encryption.Recipient, t Tracker) (l *encryption.EncryptedLayer, sent int64, err error) {
 	desc, err := f.Layer("", opts.Created) // media type and annotations; digest measured below
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	open := func() (io.ReadCloser, error) { return os.Open(f.OSPath) }
-	l, err := encryption.EncryptLayer(ctx, desc, open, recipients)
-	if err != nil {
-		return nil, err
+	if l, err = encryption.EncryptLayer(ctx, desc, open, recipients); err != nil {
+		return nil, 0, err
 	}
 	if l.Plaintext.Size != f.Size {
-		return nil, fmt.Errorf("%s: size changed while packing (%d, then %d bytes)", f.OSPath, f.Size, l.Plaintext.Size)
+		return nil, 0, fmt.Errorf("%s: size changed while packing (%d, then %d bytes)", f.OSPath, f.Size, l.Plaintext.Size)
 	}
-	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		if lastErr = pushCiphertext(ctx, dst, l, t); lastErr == nil || !retryable(lastErr) || ctx.Err() != nil {
+		if sent, err = pushCiphertext(ctx, dst, l, t); err == nil || !retryable(err) || ctx.Err() != nil {
 			break
 		}
 	}
-	return l, lastErr
+	return l, sent, err
 }
 
 // pushCiphertext uploads the layer's ciphertext in one request, encrypted
 // again on the way (EncryptedLayer.Open); the registry checks it against
 // the digest measured by the first pass.
-func pushCiphertext(ctx context.Context, dst content.Storage, l *encryption.EncryptedLayer, t Tracker) error {
+func pushCiphertext(ctx context.Context, dst content.Storage, l *encryption.EncryptedLayer, t Tracker) (int64, error) {
 	rc, err := l.Open()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer rc.Close()
 	cw := &countingWriter{t: t}
 	if err := dst.Push(ctx, l.Descriptor, io.TeeReader(rc, cw)); err != nil && !errors.Is(err, errdef.ErrAlreadyExists) {
 		t.Add(-cw.n.Load()) // the next attempt counts again
-		return err
+		return 0, err
 	}
-	return nil
+	return cw.n.Load(), nil
 }

@@ -52,9 +52,7 @@ func (f *pushSignFlags) check(fs *pflag.FlagSet) ([]encryption.Recipient, error)
 
 // pushedModel is what push --format json prints.
 type pushedModel struct {
-	pushOutput // blobs, bytes and seconds: not for an encrypted push
-	// Manifest is named here too: an encrypted push has no PushResult.
-	Manifest ocispec.Descriptor `json:"manifest"`
+	pushOutput // manifest, blobs, bytes and seconds
 	// Encrypted is true when the file layers are encrypted.
 	Encrypted bool `json:"encrypted,omitempty"`
 	// ModelSigning is the model-signing referrer attached.
@@ -81,7 +79,7 @@ func (f *pushSignFlags) pushSigned(cmd *cobra.Command, of *outputFlags, t *oras.
 		var res *oras.EncryptedPush
 		res, err = oras.PushEncrypted(cmd.Context(), t, t.Reference, dir, rs, opts)
 		if err == nil {
-			desc, plain = res.Manifest, &res.Plaintext.Manifest
+			desc, plain, pushed = res.Manifest, &res.Plaintext.Manifest, &res.PushResult
 		}
 	} else {
 		pushed, err = oras.PushModel(cmd.Context(), t, t.Reference, dir, opts)
@@ -93,7 +91,7 @@ func (f *pushSignFlags) pushSigned(cmd *cobra.Command, of *outputFlags, t *oras.
 	if err != nil {
 		return err
 	}
-	out := pushedModel{pushOutput: pushOutput{Reference: t.String(), PushResult: pushed}, Manifest: desc, Encrypted: len(rs) > 0}
+	out := pushedModel{pushOutput: pushOutput{Reference: t.String(), PushResult: pushed}, Encrypted: len(rs) > 0}
 	if s != nil {
 		name := f.modelName
 		if name == "" {
@@ -115,9 +113,7 @@ func (f *pushSignFlags) pushSigned(cmd *cobra.Command, of *outputFlags, t *oras.
 	}
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "Pushed %s\nDigest: %s\n", t, desc.Digest)
-	if !out.Encrypted {
-		printPushSummary(w, pushed)
-	}
+	printPushSummary(w, pushed)
 	if out.Encrypted {
 		fmt.Fprintf(w, "Encrypted for: %d recipient(s) (not reproducible: every push has new keys)\n", len(rs))
 	}
