@@ -44,6 +44,36 @@ func BenchmarkWAN(b *testing.B) {
 	if os.Getenv("MODELATTEST_BENCH_WAN") == "" {
 		b.Skip("set MODELATTEST_BENCH_WAN=1 (make bench-wan): it takes minutes and gigabytes")
 	}
+	if from := os.Getenv("MODELATTEST_BENCH_WAN_RENDER"); from != "" {
+		// Only draw the chart again from an earlier run's results.json.
+		var run struct {
+			TotalBytes int64 `json:"totalBytes"`
+			Results    []struct {
+				Network, Client string
+				Setting         int
+				MBps            float64 `json:"MBps"`
+			} `json:"results"`
+		}
+		data, err := os.ReadFile(filepath.Join(from, "results.json"))
+		if err == nil {
+			err = json.Unmarshal(data, &run)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		var series [2][]point
+		for i, client := range []string{"modelattest", "oras"} {
+			for _, r := range run.Results {
+				if r.Network == "wan sweep" && r.Client == client {
+					series[i] = append(series[i], point{float64(r.Setting), r.MBps})
+				}
+			}
+		}
+		if err := os.WriteFile(filepath.Join(from, "chart.svg"), []byte(sweepChart(run.TotalBytes, series[:])), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		return
+	}
 	orasBin := regtest.Tool(b, "oras")
 	total := int64(2048) << 20
 	if s := os.Getenv("MODELATTEST_BENCH_WAN_MIB"); s != "" {
@@ -214,10 +244,7 @@ func BenchmarkWAN(b *testing.B) {
 		fmt.Fprintf(&md, "| %d | %.0f MB/s | %.0f MB/s |\n", c, row[0], row[1])
 	}
 	writeOut("results.md", []byte(md.String()))
-	writeOut("chart.svg", []byte(lineChart(
-		fmt.Sprintf("Pull of 8 × %d MiB over the emulated WAN (40 ms RTT, 40 MB/s per connection, 400 MB/s link)", total>>23),
-		"concurrency (modelattest: --max-connections; oras: --concurrency)", "MB/s",
-		[]string{"modelattest", "oras"}, series[:], 400)))
+	writeOut("chart.svg", []byte(sweepChart(total, series[:])))
 	b.Logf("results in %s:\n%s", outDir, md.String())
 }
 
@@ -286,10 +313,18 @@ func procMem(statusFile string) (hwm, anon int64) {
 
 type point struct{ x, y float64 }
 
+// sweepChart draws throughput against concurrency for both clients.
+func sweepChart(total int64, series [][]point) string {
+	return lineChart(
+		fmt.Sprintf("Pull of 8 × %d MiB over the emulated WAN\n40 ms RTT, 40 MB/s and 4 MiB in flight per connection, 400 MB/s link", total>>23),
+		"concurrency (modelattest: --max-connections; oras: --concurrency)", "MB/s",
+		[]string{"modelattest", "oras"}, series, 400)
+}
+
 // lineChart draws series as an SVG line chart with a log2 x axis and a
 // dashed line at ceiling (the link's capacity).
 func lineChart(title, xLabel, yLabel string, names []string, series [][]point, ceiling float64) string {
-	const w, h, left, right, top, bottom = 720.0, 420.0, 70.0, 150.0, 50.0, 60.0
+	const w, h, left, right, top, bottom = 720.0, 420.0, 70.0, 130.0, 56.0, 60.0
 	var xs []float64
 	ymax := ceiling
 	for _, s := range series {
@@ -314,14 +349,17 @@ func lineChart(title, xLabel, yLabel string, names []string, series [][]point, c
 	ly := func(y float64) float64 { return top + (1-y/ymax)*(h-top-bottom) }
 	var sb strings.Builder
 	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="sans-serif" font-size="12">`+"\n", w, h, w, h)
-	fmt.Fprintf(&sb, `<rect width="100%%" height="100%%" fill="white"/><text x="%.0f" y="24" font-size="13" font-weight="bold">%s</text>`+"\n", left, xmlEscape(title))
+	fmt.Fprintf(&sb, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	for i, line := range strings.Split(title, "\n") {
+		fmt.Fprintf(&sb, `<text x="%.0f" y="%d" font-size="13" font-weight="bold">%s</text>`+"\n", left, 18+16*i, xmlEscape(line))
+	}
 	for y := 0.0; y <= ymax; y += 100 {
 		fmt.Fprintf(&sb, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%.1f" y="%.1f" text-anchor="end">%.0f</text>`+"\n", left, w-right, ly(y), ly(y), left-6, ly(y)+4, y)
 	}
 	for _, x := range xs {
 		fmt.Fprintf(&sb, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%.1f" y="%.1f" text-anchor="middle">%.0f</text>`+"\n", lx(x), lx(x), top, h-bottom, lx(x), h-bottom+16, x)
 	}
-	fmt.Fprintf(&sb, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#999" stroke-dasharray="6 4"/><text x="%.1f" y="%.1f" fill="#666">link %.0f MB/s</text>`+"\n", left, w-right, ly(ceiling), ly(ceiling), w-right+6, ly(ceiling)+4, ceiling)
+	fmt.Fprintf(&sb, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#999" stroke-dasharray="6 4"/><text x="%.1f" y="%.1f" fill="#666">link %.0f MB/s</text>`+"\n", left, w-right, ly(ceiling), ly(ceiling), left+6, ly(ceiling)-6, ceiling)
 	fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", (left+w-right)/2, h-16, xmlEscape(xLabel))
 	fmt.Fprintf(&sb, `<text transform="translate(18 %.1f) rotate(-90)" text-anchor="middle">%s</text>`+"\n", (top+h-bottom)/2, xmlEscape(yLabel))
 	colors := []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"}
