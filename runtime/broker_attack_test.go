@@ -141,6 +141,13 @@ func TestHostileBrokerAnswers(t *testing.T) {
 		{"a release in another format", func(w http.ResponseWriter) {
 			w.Write([]byte(`{"format":"v0","model":"` + modelA + `","keys":[]}`))
 		}, "format"},
+		{"a 503 is not a refusal", func(w http.ResponseWriter) {
+			writeJSON(w, http.StatusServiceUnavailable, Refusal{Step: "registry", Reason: "cannot read the model"})
+		}, "broker could not decide: registry: cannot read the model (HTTP 503"},
+		{"an error body with terminal escapes and pages of text", func(w http.ResponseWriter) {
+			w.WriteHeader(http.StatusBadGateway)
+			w.Write([]byte("\x1b]0;owned\x07\x1b[2J" + strings.Repeat("x", 5000)))
+		}, "broker could not decide: /v1/key: ?]0;owned??[2J"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -155,6 +162,9 @@ func TestHostileBrokerAnswers(t *testing.T) {
 				Reference: "reg.example/m:v1", ManifestDigest: modelA, PolicyDigest: polA})
 			if err == nil || !strings.Contains(err.Error(), tc.want) || (rel != nil && rel.Keys != nil) {
 				t.Fatalf("got %v (keys %v), want an error saying %q and no key", err, rel, tc.want)
+			}
+			if msg := err.Error(); strings.ContainsAny(msg, "\x1b\x07\n") || len(msg) > 2*maxRefusalText+200 {
+				t.Fatalf("the broker's text reached the error unfiltered (%d bytes): %q", len(msg), msg)
 			}
 			if errors.Is(err, ErrRefused) {
 				t.Fatalf("a broker that broke the protocol is not a refusal (exit 3): %v", err)

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -31,7 +32,35 @@ type RefusalError struct {
 }
 
 func (e *RefusalError) Error() string {
-	return fmt.Sprintf("%v: broker: %s: %s (HTTP %d, request %s)", ErrRefused, e.Step, e.Reason, e.Status, e.RequestID)
+	// The step and reason come from the broker: a hostile one must not
+	// write terminal escapes or pages of text into the user's terminal.
+	step, reason := printable(e.Step), printable(e.Reason)
+	if e.Status != http.StatusForbidden {
+		return fmt.Sprintf("broker could not decide: %s: %s (HTTP %d, request %s)", step, reason, e.Status, printable(e.RequestID))
+	}
+	return fmt.Sprintf("%v: broker: %s: %s (HTTP %d, request %s)", ErrRefused, step, reason, e.Status, printable(e.RequestID))
+}
+
+// maxRefusalText bounds each broker-given string quoted in an error.
+const maxRefusalText = 512
+
+// printable keeps a broker-given string to one line of printable text,
+// at most maxRefusalText runes.
+func printable(s string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n == maxRefusalText {
+			b.WriteString("…")
+			break
+		}
+		if !unicode.IsPrint(r) {
+			r = '?'
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
 }
 
 // Unwrap makes a 403 an ErrRefused (exit 3); any other status is a broker
