@@ -247,18 +247,28 @@ func (g *hostGate) decide(rate float64) {
 		if rate < g.prevRate*1.1 { // the increase bought under 10 %
 			g.limit = g.prevLimit
 			g.hold = 8
+		} else {
+			g.grow() // it paid: try more at once
 		}
 	case g.hold > 0:
 		g.hold--
 	case g.prevRate > 0 && rate < g.prevRate/2 && g.limit > startConnections:
 		g.limit = max(startConnections, g.limit*3/4)
 		g.hold = 3
-	case g.waiting > 0 && g.active >= g.limit && g.limit < g.max:
+	default:
+		g.grow()
+	}
+	g.prevRate = rate
+}
+
+// grow doubles the limit when every slot is taken and more are wanted.
+// Called with g.mu held.
+func (g *hostGate) grow() {
+	if g.waiting > 0 && g.active >= g.limit && g.limit < g.max {
 		g.prevLimit = g.limit
 		g.limit = min(g.max, g.limit*2)
 		g.grew = 1
 	}
-	g.prevRate = rate
 }
 
 // rangeClients are the HTTP clients of one repository's ranges. Both use

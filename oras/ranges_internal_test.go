@@ -65,3 +65,41 @@ func TestTakeShrinks(t *testing.T) {
 		t.Errorf("sizes %v: want big ranges first (at most %d), about %d last", sizes, maxChunk, minRange())
 	}
 }
+
+// The controller grows the connection limit while throughput grows, undoes
+// an increase that bought under 10 %, and halves on 429/503.
+func TestGateDecides(t *testing.T) {
+	type step struct {
+		rate      float64
+		throttled bool
+		want      int
+	}
+	tests := []struct {
+		name  string
+		max   int
+		steps []step
+	}{
+		{name: "grows while it pays, to the cap", max: 32, steps: []step{
+			{rate: 100, want: 16}, {rate: 150, want: 16}, {rate: 200, want: 32}, {rate: 250, want: 32}, {rate: 390, want: 32}}},
+		{name: "an increase that does not pay is undone", max: 32, steps: []step{
+			{rate: 100, want: 16}, {rate: 105, want: 16}, {rate: 105, want: 8}, {rate: 105, want: 8}}},
+		{name: "throttled halves and holds", max: 16, steps: []step{
+			{rate: 100, throttled: true, want: 4}, {rate: 100, want: 4}, {rate: 100, want: 4}}},
+		{name: "collapse brings it down", max: 32, steps: []step{
+			{rate: 100, want: 16}, {rate: 100, want: 16}, {rate: 300, want: 32}, {rate: 300, want: 32}, {rate: 400, want: 32},
+			{rate: 400, want: 32}, {rate: 150, want: 24}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newHostGate(tt.max)
+			for i, s := range tt.steps {
+				g.active, g.waiting = g.limit, 1 // every slot busy, more wanted
+				g.throttled = s.throttled
+				g.decide(s.rate)
+				if g.limit != s.want {
+					t.Fatalf("step %d (rate %.0f): limit %d, want %d", i, s.rate, g.limit, s.want)
+				}
+			}
+		})
+	}
+}

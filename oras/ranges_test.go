@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -36,6 +37,20 @@ func TestParallelRangePull(t *testing.T) {
 	}{
 		{name: "ranges", minRanges: 4},
 		{name: "registry ignores Range", noRanges: true},
+		{name: "ranges throttled, then served", minRanges: 4, fault: func() func(r *http.Request) int {
+			var mu sync.Mutex
+			n := 0
+			return func(r *http.Request) int {
+				mu.Lock()
+				defer mu.Unlock()
+				if isWeights(r) && r.Header.Get("Range") != "" {
+					if n++; n <= 3 { // 429 with Retry-After: 1, waited out
+						return http.StatusTooManyRequests
+					}
+				}
+				return 0
+			}
+		}()},
 		{name: "one range tampered", wantErr: oras.ErrIntegrity, tamper: func(r *http.Request, b []byte) []byte {
 			if isWeights(r) && strings.HasPrefix(r.Header.Get("Range"), "bytes=0-") {
 				b[100] ^= 1
