@@ -311,6 +311,9 @@ Signatures and attestations are checked against a policy before the pull
 			if out == "" {
 				return usageError{fmt.Errorf("pull needs -o DIR")}
 			}
+			if maxConns < 0 {
+				return usageError{fmt.Errorf("--max-connections must be 0 (the default, %d) or more", oras.DefaultMaxConnections)}
+			}
 			if policy == "" && !insecureSkipVerify {
 				return usageError{fmt.Errorf("pull needs --policy FILE to verify the model's signatures first, or --insecure-skip-verify to pull without that check (blob digests are still verified)")}
 			}
@@ -338,9 +341,6 @@ Signatures and attestations are checked against a policy before the pull
 					ev.record(events.FacePull, args[0], t.PolicyName(), desc.Digest, nil, err)
 					return err
 				}
-			}
-			if maxConns < 0 {
-				return usageError{fmt.Errorf("--max-connections must be 0 (the default, %d) or more", oras.DefaultMaxConnections)}
 			}
 			keys, err := decryptionKeys(cmd, t, desc, decryptionKey)
 			if err != nil {
