@@ -659,6 +659,9 @@ func fetchInto(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor
 		if !errors.Is(err, errNoRanges) {
 			return err
 		}
+		// The blob comes in one stream: the figures say so (Bytes keeps
+		// what ranges fetched before a server stopped serving them).
+		job.stats.Ranges, job.stats.Connections = 0, 0
 		if err := f.Truncate(0); err != nil {
 			return err
 		}

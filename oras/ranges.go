@@ -450,10 +450,15 @@ func (s *repoSource) get(ctx context.Context, from, to int64) (io.ReadCloser, er
 		return body, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.gen != gen { // another range already asked for a fresh URL
-		return s.do(ctx, s.cl.direct, s.loc, from, to, false)
+		loc, redirected := s.loc, s.redirected
+		s.mu.Unlock()
+		if !redirected {
+			return s.do(ctx, s.cl.registry, loc, from, to, true)
+		}
+		return s.do(ctx, s.cl.direct, loc, from, to, false)
 	}
+	defer s.mu.Unlock()
 	return s.resolve(ctx, from, to)
 }
 

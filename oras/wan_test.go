@@ -206,7 +206,7 @@ func TestWANPullWithoutRanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	regtest.SameTree(t, w.model, out)
-	if st := weightsOf(t, res); st.Connections != 1 || st.Bytes != wanBlob {
+	if st := weightsOf(t, res); st.Connections != 1 || st.Ranges != 0 || st.Bytes != wanBlob {
 		t.Errorf("weights: %+v, want one stream", *st)
 	}
 	if n := proxy.Count("GET", "/v2/models/big/blobs/"+w.weights.String()); n != 2 {
