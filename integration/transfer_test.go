@@ -71,7 +71,7 @@ type pullJSON struct {
 // pushed by them to another repository is mounted there, not sent: the
 // pull recorded where its blobs came from in the digest cache.
 func TestTransferSummaryJSON(t *testing.T) {
-	const wsize = 20 << 20 // over 16 MiB: pulled in byte ranges
+	const wsize = 40 << 20 // over 32 MiB: pulled in byte ranges
 	host := regtest.Embedded(t, "")
 	model := regtest.ModelDir(t, wsize)
 	alice, bob := t.TempDir(), t.TempDir()
@@ -109,8 +109,8 @@ func TestTransferSummaryJSON(t *testing.T) {
 			t.Errorf("pull, %s: %s, transfer %+v; want downloaded, every byte fetched, on at least one connection", f.Path, f.Status, tr)
 			continue
 		}
-		if big := f.Size >= 16<<20; big != (tr.Ranges > 0) {
-			t.Errorf("pull, %s (%d bytes): %d ranges; want ranges exactly for files of 16 MiB or more", f.Path, f.Size, tr.Ranges)
+		if big := f.Size >= 32<<20; big != (tr.Ranges > 0) {
+			t.Errorf("pull, %s (%d bytes): %d ranges; want ranges exactly for files of 32 MiB or more", f.Path, f.Size, tr.Ranges)
 		}
 	}
 
