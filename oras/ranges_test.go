@@ -16,7 +16,7 @@ import (
 	"github.com/modelattest/modelattest/oras"
 )
 
-// A big blob (64 MiB or more) is fetched in parallel byte ranges; these
+// A big blob (32 MiB or more) is fetched in parallel byte ranges; these
 // tests hold that path to the same rules as the single stream, on a 4 MiB
 // blob with the threshold lowered to 1 MiB.
 func TestParallelRangePull(t *testing.T) {
