@@ -913,7 +913,11 @@ func (b *blobRanges) fetch(ctx context.Context, c span) error {
 		start := pos
 		var rerr error
 		for pos < c.end {
-			n, err := body.Read(buf[:min(int64(len(buf)), c.end-pos)])
+			// Whole buffers: fewer writes, wake-ups of the hasher and locks.
+			n, err := io.ReadFull(body, buf[:min(int64(len(buf)), c.end-pos)])
+			if err == io.ErrUnexpectedEOF {
+				err = io.EOF
+			}
 			if n > 0 {
 				if _, werr := b.f.WriteAt(buf[:n], pos); werr != nil {
 					body.Close()
