@@ -20,6 +20,7 @@ var commandArgs = map[string]string{
 	"attest": "1", "copy": "2", "discover": "1", "inspect": "1", "keygen": "0", "login": "1", "logout": "1",
 	"pack": "1", "pull": "1", "push": "2", "sign": "1", "verify": "1", "verify-local": "1", "audit": "1+",
 	"registry serve": "0", "policy import-notation": "1", "runtime verify": "1", "runtime load": "1", "runtime": "group",
+	"runtime broker": "group", "runtime broker serve": "0",
 	"admission serve": "0", "admission manifests": "0", "admission certs": "0",
 	"completion bash": "0", "completion zsh": "0", "completion fish": "0", "completion powershell": "0",
 	"help":     "0",
