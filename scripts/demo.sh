@@ -5,6 +5,8 @@
 set -euo pipefail
 
 ma=${1:?usage: demo.sh PATH/TO/modelattest}
+# Say so at once rather than after most of the demo has run.
+command -v openssl >/dev/null || { echo "make demo needs openssl for its key-release step (Debian: apt-get install openssl)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'kill "$reg_pid" 2>/dev/null || true; wait "$reg_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
