@@ -210,6 +210,11 @@ func Scan(root string, opts ...ScanOption) ([]File, error) {
 	if len(files) == 0 {
 		return nil, fmt.Errorf("model directory %s: no files to pack", root)
 	}
+	// One layer per file: a model pull would refuse, so refuse it here,
+	// before anything is hashed or sent.
+	if len(files) > MaxLayers {
+		return nil, fmt.Errorf("model directory %s has %d files: %w: a model has at most MaxLayers (%d) layers, one per file; exclude files or archive a folder of many small ones", root, len(files), ErrLimit, MaxLayers)
+	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	if err := checkCollisions(files); err != nil {
 		return nil, err
