@@ -3,13 +3,9 @@ package integration
 import (
 	"crypto/rand"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,51 +73,14 @@ func writeBenchFiles(b *testing.B, dir string, files map[string]int64) (total in
 // runMeasured runs a client command and returns its wall time and peak RSS.
 func runMeasured(b *testing.B, dir, name string, args ...string) (time.Duration, int64) {
 	b.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "HOME="+b.TempDir(), "DOCKER_CONFIG="+b.TempDir())
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	var hwm atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
-		for {
-			if v := vmHWM(status); v > hwm.Load() {
-				hwm.Store(v)
-			}
-			select {
-			case <-done:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
-	err := cmd.Wait()
-	took := time.Since(start)
-	close(done)
-	if err != nil {
-		b.Fatalf("%s %v: %v", filepath.Base(name), args, err)
-	}
-	return took, hwm.Load()
+	took, hwm, _ := runMeasuredMem(b, dir, name, args...)
+	return took, hwm
 }
 
 // vmHWM reads a process's peak resident set size in bytes.
 func vmHWM(statusFile string) int64 {
-	b, err := os.ReadFile(statusFile)
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
+	hwm, _ := procMem(statusFile)
+	return hwm
 }
 
 func benchDir(b *testing.B) string {

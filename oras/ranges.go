@@ -469,16 +469,11 @@ func (s *repoSource) resolve(ctx context.Context, from, to int64) (io.ReadCloser
 		return nil, fmt.Errorf("blob %s: storage refused %d fresh URLs from the registry", s.desc.Digest, s.resolves)
 	}
 	s.resolves++
+	req, resp, err := s.askRegistry(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
 	u := s.blobURL()
-	ctx = auth.AppendRepositoryScope(ctx, s.repo.Reference, auth.ActionPull)
-	req, err := rangeRequest(ctx, u, from, to)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := s.cl.registry.Do(req)
-	if err != nil {
-		return nil, err
-	}
 	switch resp.StatusCode {
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 		resp.Body.Close()
@@ -565,17 +560,27 @@ func checkRange(resp *http.Response, req *http.Request, from, to int64, registry
 // answered with exactly that range (Target.FetchRange).
 func getRange(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, from, to int64) (io.ReadCloser, error) {
 	s := &repoSource{repo: repo, desc: desc, cl: &rangeClients{registry: registryClient(repo), direct: http.DefaultClient}}
-	u := s.blobURL()
-	ctx = auth.AppendRepositoryScope(ctx, repo.Reference, auth.ActionPull)
-	req, err := rangeRequest(ctx, u, from, to)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := s.cl.registry.Do(req)
+	req, resp, err := s.askRegistry(ctx, from, to)
 	if err != nil {
 		return nil, err
 	}
 	return checkRange(resp, req, from, to, true)
+}
+
+// askRegistry sends the registry, with its credentials, a GET of bytes
+// [from, to] of the blob, and returns the request and the answer as they
+// are (a redirect is not followed).
+func (s *repoSource) askRegistry(ctx context.Context, from, to int64) (*http.Request, *http.Response, error) {
+	ctx = auth.AppendRepositoryScope(ctx, s.repo.Reference, auth.ActionPull)
+	req, err := rangeRequest(ctx, s.blobURL(), from, to)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := s.cl.registry.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	return req, resp, nil
 }
 
 func registryClient(repo *remote.Repository) remote.Client {

@@ -25,6 +25,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
+
+	"github.com/modelattest/modelattest/internal/pemcert"
 )
 
 // Notary Project signatures: what `notation sign` stores, and what AWS
@@ -559,21 +561,9 @@ func parseCertificates(raw []byte) ([]*x509.Certificate, error) {
 	if !strings.Contains(string(raw), "-----BEGIN") {
 		return x509.ParseCertificates(raw)
 	}
-	var out []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, raw = pem.Decode(raw)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
+	out, _, err := pemcert.Parse(raw)
+	if err != nil {
+		return nil, err
 	}
 	if len(out) == 0 {
 		return nil, errors.New("no PEM certificate")

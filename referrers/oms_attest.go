@@ -22,7 +22,13 @@ func AttestModelSigning(ctx context.Context, dst orasgo.Target, subject ocispec.
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	b, err := s.SignStatement(ctx, st)
+	return attachOMS(ctx, dst, subject, s, st, opts)
+}
+
+// attachOMS signs a model-signing statement and stores it as a referrer
+// of subject.
+func attachOMS(ctx context.Context, dst orasgo.Target, subject ocispec.Descriptor, s *Signer, statement []byte, opts AttachOptions) (ocispec.Descriptor, error) {
+	b, err := s.SignStatement(ctx, statement)
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}

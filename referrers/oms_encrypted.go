@@ -64,13 +64,5 @@ func AttestModelSigningPlaintext(ctx context.Context, dst orasgo.Target, subject
 	if err := CheckOMSModel(st, *m, cfg); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("the plaintext is not the model %s: %w", subject.Digest, err)
 	}
-	b, err := s.SignStatement(ctx, stJSON)
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
-	desc, err := Attach(ctx, dst, subject, b, PredicateModelSigning, opts)
-	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("model signing: %w", err)
-	}
-	return desc, nil
+	return attachOMS(ctx, dst, subject, s, stJSON, opts)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/modelattest/modelattest/internal/pemcert"
 )
 
 // ErrRequirements is wrapped by every error in a policy's runtime: section.
@@ -124,23 +125,11 @@ func LoadRoots(file string) ([]*x509.Certificate, error) {
 }
 
 func parsePEMCerts(raw []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, raw = pem.Decode(raw)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
+	out, rest, err := pemcert.Parse(raw)
+	if err != nil {
+		return nil, err
 	}
-	if len(bytes.TrimSpace(raw)) > 0 && len(out) == 0 {
+	if len(bytes.TrimSpace(rest)) > 0 && len(out) == 0 {
 		return nil, fmt.Errorf("not PEM")
 	}
 	return out, nil
