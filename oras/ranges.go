@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"net/url"
@@ -47,9 +48,14 @@ const startConnections = 8
 // Each range costs a round trip before its first byte, so ranges are not
 // made smaller than minRange: 8 MiB is 200 ms at 40 MB/s, five 40 ms round
 // trips; a connection then spends at least 80 % of its time receiving.
-// They are at most maxChunk, so that a blob spreads over many connections.
+// A range is a share of what is left of its blob divided by the
+// connections that blob can expect (the host's limit over the blobs
+// fetching from it): one big file spreads over every connection, while 8
+// shards on 16 connections take two long ranges each rather than many
+// short ones, each short one a round trip more. They are at most maxChunk,
+// so that a connection that slows down holds back little.
 const (
-	maxChunk    = 32 << 20
+	maxChunk    = 64 << 20
 	rangeBufLen = 256 << 10
 )
 
@@ -78,6 +84,10 @@ type TransferStats struct {
 	Ranges int `json:"ranges"`
 	// Connections is the most ranges in flight at once for this blob.
 	Connections int `json:"connections"`
+	// ReadBack is the bytes hashed by reading the staging file back:
+	// ranges that arrived ahead of the hashed point, and resumed bytes.
+	// The rest was hashed as it arrived.
+	ReadBack int64 `json:"readBack,omitempty"`
 	// Redirected says the ranges came from the registry's storage redirect
 	// (pre-signed URLs), and Resolves how many times such a URL was asked
 	// of the registry (an expired one is asked for again).
@@ -142,6 +152,7 @@ type hostGate struct {
 	max     int
 	active  int
 	waiting int
+	blobs   int // blobs fetching ranges through this gate
 	bytes   atomic.Int64
 
 	throttled bool
@@ -186,6 +197,27 @@ func (g *hostGate) release() {
 	g.active--
 	g.mu.Unlock()
 	g.cond.Signal()
+}
+
+// join and leave count the blobs that share the gate's connections.
+func (g *hostGate) join() {
+	g.mu.Lock()
+	g.blobs++
+	g.mu.Unlock()
+}
+
+func (g *hostGate) leave() {
+	g.mu.Lock()
+	g.blobs--
+	g.mu.Unlock()
+}
+
+// share is how many connections one blob can expect: the limit over the
+// blobs fetching, at least one.
+func (g *hostGate) share() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return max(1, g.limit/max(1, g.blobs))
 }
 
 // throttle records a 429 or 503: the next decision halves the limit.
@@ -700,6 +732,15 @@ type blobRanges struct {
 	todo     []span // bytes not yet handed out
 	failed   error
 	finished bool // every range worker is gone
+	// hmu guards h and hashed: the bytes before hashed went into h, in
+	// order. The range writing at hashed hashes its bytes as it writes
+	// them (inline); the hasher goroutine reads back from the file only
+	// what was written ahead of that point. hashed is atomic so that the
+	// hasher can read it under mu.
+	hmu      sync.Mutex
+	h        hash.Hash
+	hashed   atomic.Int64
+	readBack int64 // touched only by the hasher
 	workers  int
 	inFlight int
 	peak     int
@@ -721,7 +762,7 @@ func (s *rangeSession) fetchRanges(ctx context.Context, src rangeSource, desc oc
 	if err := f.Truncate(desc.Size); err != nil {
 		return err
 	}
-	b := &blobRanges{src: src, f: f, size: desc.Size, t: t, state: state, have: have, todo: missing(have, desc.Size)}
+	b := &blobRanges{src: src, f: f, size: desc.Size, t: t, state: state, have: have, todo: missing(have, desc.Size), h: sha256.New()}
 	b.cond = sync.NewCond(&b.mu)
 	for _, h := range have {
 		stats.ResumedBytes += h.end - h.off
@@ -759,6 +800,8 @@ func (s *rangeSession) fetchRanges(ctx context.Context, src rangeSource, desc oc
 		b.mu.Unlock()
 		if ok {
 			b.gate = s.gate(src.host()) // the redirect's host, once known
+			b.gate.join()
+			defer b.gate.leave()
 			for i := 0; i < s.max; i++ {
 				wg.Add(1)
 				go func() {
@@ -778,6 +821,7 @@ func (s *rangeSession) fetchRanges(ctx context.Context, src rangeSource, desc oc
 	stats.Bytes += b.fetched.Load()
 	stats.Ranges += b.ranges
 	stats.Connections = max(stats.Connections, b.peak)
+	stats.ReadBack += b.readBack
 	src.stats(stats)
 	if failed != nil && (err == nil || errors.Is(err, errWorkersFailed)) {
 		return failed
@@ -808,7 +852,11 @@ func (b *blobRanges) take() (span, bool) {
 	for _, g := range b.todo {
 		left += g.end - g.off
 	}
-	n := left / int64(2*max(b.workers, 1))
+	share := b.workers
+	if b.gate != nil {
+		share = b.gate.share()
+	}
+	n := left / int64(2*max(share, 1))
 	return b.cut(min(max(n, minRange()), maxChunk)), true
 }
 
@@ -928,6 +976,7 @@ func (b *blobRanges) fetch(ctx context.Context, c span) error {
 					body.Close()
 					return werr
 				}
+				b.hashInline(buf[:n], pos)
 				b.mu.Lock()
 				b.have = addSpan(b.have, pos, pos+int64(n))
 				b.mu.Unlock()
@@ -977,15 +1026,33 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// hash reads the file in order from disk as its written prefix grows.
+// hashInline hashes p, just written at off, when it is the next byte the
+// hash needs. It never waits: while the hasher is reading back, the bytes
+// are left to it.
+func (b *blobRanges) hashInline(p []byte, off int64) {
+	if !b.hmu.TryLock() {
+		return
+	}
+	if b.hashed.Load() == off {
+		b.h.Write(p)
+		b.hashed.Store(off + int64(len(p)))
+	}
+	b.hmu.Unlock()
+}
+
+// hash waits for the blob to be hashed in order: inline by the range at
+// the hashed point, or here, read back from the file, for bytes written
+// ahead of it. Memory does not grow with how far ahead ranges finish.
 func (b *blobRanges) hash(want digest.Digest) error {
-	h := sha256.New()
-	bp := pipePool.Get().(*[]byte)
-	defer pipePool.Put(bp)
-	buf := *bp
-	for hashed := int64(0); hashed < b.size; {
+	var buf []byte
+	defer func() {
+		if buf != nil {
+			pipePool.Put(&buf)
+		}
+	}()
+	for {
 		b.mu.Lock()
-		for b.prefix() <= hashed && b.failed == nil && !b.finished {
+		for b.hashed.Load() < b.size && b.prefix() <= b.hashed.Load() && b.failed == nil && !b.finished {
 			b.cond.Wait()
 		}
 		avail, failed := b.prefix(), b.failed
@@ -993,22 +1060,43 @@ func (b *blobRanges) hash(want digest.Digest) error {
 		if failed != nil {
 			return errWorkersFailed
 		}
+		b.hmu.Lock()
+		hashed := b.hashed.Load()
+		if hashed >= b.size {
+			b.hmu.Unlock()
+			break
+		}
 		if avail <= hashed {
-			return fmt.Errorf("%w: ranges ended with bytes missing at %d", io.ErrUnexpectedEOF, hashed)
+			b.hmu.Unlock()
+			b.mu.Lock()
+			finished := b.finished && b.prefix() <= b.hashed.Load()
+			b.mu.Unlock()
+			if finished {
+				return fmt.Errorf("%w: ranges ended with bytes missing at %d", io.ErrUnexpectedEOF, hashed)
+			}
+			continue
+		}
+		if buf == nil {
+			buf = *pipePool.Get().(*[]byte)
 		}
 		for hashed < avail {
 			n, err := b.f.ReadAt(buf[:min(int64(len(buf)), avail-hashed)], hashed)
-			h.Write(buf[:n])
+			b.h.Write(buf[:n])
 			hashed += int64(n)
+			b.readBack += int64(n)
+			b.hashed.Store(hashed)
 			if err != nil && err != io.EOF {
+				b.hmu.Unlock()
 				return err
 			}
 			if n == 0 {
+				b.hmu.Unlock()
 				return io.ErrUnexpectedEOF
 			}
 		}
+		b.hmu.Unlock()
 	}
-	if got := digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(h.Sum(nil))); got != want {
+	if got := digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(b.h.Sum(nil))); got != want {
 		return fmt.Errorf("%w: got %s", errMismatch, got)
 	}
 	return nil

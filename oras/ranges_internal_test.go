@@ -66,6 +66,35 @@ func TestTakeShrinks(t *testing.T) {
 	}
 }
 
+// A range's size follows the connections its blob can expect: the host's
+// limit shared by the blobs fetching through it. Many blobs take few long
+// ranges (fewer round trips); one blob spreads over every connection.
+func TestTakeFollowsShare(t *testing.T) {
+	tests := []struct {
+		name         string
+		limit, blobs int
+		want         int64
+	}{
+		{name: "one blob, 8 connections", limit: 8, blobs: 1, want: 16 << 20},
+		{name: "one blob, 16 connections", limit: 16, blobs: 1, want: minRange()},
+		{name: "8 blobs, 16 connections", limit: 16, blobs: 8, want: 64 << 20},
+		{name: "16 blobs, 8 connections", limit: 8, blobs: 16, want: maxChunk},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newHostGate(tt.limit)
+			g.limit = tt.limit // as if grown
+			for range tt.blobs {
+				g.join()
+			}
+			b := &blobRanges{size: 256 << 20, todo: []span{{0, 256 << 20}}, workers: tt.limit, gate: g}
+			if c, _ := b.take(); c.end-c.off != tt.want {
+				t.Errorf("first range %d MiB, want %d MiB", (c.end-c.off)>>20, tt.want>>20)
+			}
+		})
+	}
+}
+
 // The controller grows the connection limit while throughput grows, undoes
 // an increase that bought under 10 %, and halves on 429/503.
 func TestGateDecides(t *testing.T) {

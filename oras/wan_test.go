@@ -178,6 +178,11 @@ func TestWANPull(t *testing.T) {
 			if st.Ranges < 2 || st.Connections < 2 || st.Bytes != wanBlob {
 				t.Errorf("weights: %+v, want several ranges on several connections and every byte once", *st)
 			}
+			// The range at the hashed point is hashed as it arrives; ranges
+			// ahead of it are read back from the staging file.
+			if st.ReadBack <= 0 || st.ReadBack >= wanBlob {
+				t.Errorf("weights: %+v, want some bytes hashed inline and some read back", *st)
+			}
 			if f != nil {
 				for _, r := range f.StoreRequests() {
 					if r.Authorization {
@@ -192,6 +197,21 @@ func TestWANPull(t *testing.T) {
 				tt.check(t, f, st)
 			}
 		})
+	}
+}
+
+// With one connection every range starts where the hash stands, so no
+// byte is read back from the staging file: one copy less per byte.
+func TestWANPullOneConnectionHashesInline(t *testing.T) {
+	w := newWANSetup(t)
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := oras.Pull(context.Background(), w.open(t, w.link.Proxy(t, w.registry), oras.RemoteOptions{}), w.desc, out, oras.PullOptions{MaxConnections: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	regtest.SameTree(t, w.model, out)
+	if st := weightsOf(t, res); st.Connections != 1 || st.Ranges < 2 || st.ReadBack != 0 || st.Bytes != wanBlob {
+		t.Errorf("weights: %+v, want ranges on one connection, all hashed as they arrived", *st)
 	}
 }
 
@@ -241,8 +261,8 @@ func TestWANPullResumesPerRange(t *testing.T) {
 	if served := w.link.Served(); served > wanBlob*15/100 {
 		t.Errorf("the re-run fetched %d bytes (%.0f %% of the blob), want at most 15 %%", served, 100*float64(served)/wanBlob)
 	}
-	if st := weightsOf(t, res); st.ResumedBytes < wanBlob*3/4 {
-		t.Errorf("weights: %+v, want most of the blob resumed", *st)
+	if st := weightsOf(t, res); st.ResumedBytes < wanBlob*3/4 || st.ReadBack < st.ResumedBytes {
+		t.Errorf("weights: %+v, want most of the blob resumed, and hashed again from disk", *st)
 	}
 }
 
