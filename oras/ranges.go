@@ -737,6 +737,11 @@ type blobRanges struct {
 	// them (inline); the hasher goroutine reads back from the file only
 	// what was written ahead of that point. hashed is atomic so that the
 	// hasher can read it under mu.
+	// wmu serialises writes to f. The kernel does anyway (ext4 holds the
+	// inode lock for each buffered write), but a writer waiting there
+	// spins while the other copies its 256 KiB; here it sleeps, and the
+	// CPU goes to the sockets and the hash.
+	wmu      sync.Mutex
 	hmu      sync.Mutex
 	h        hash.Hash
 	hashed   atomic.Int64
@@ -972,7 +977,10 @@ func (b *blobRanges) fetch(ctx context.Context, c span) error {
 				err = io.EOF
 			}
 			if n > 0 {
-				if _, werr := b.f.WriteAt(buf[:n], pos); werr != nil {
+				b.wmu.Lock()
+				_, werr := b.f.WriteAt(buf[:n], pos)
+				b.wmu.Unlock()
+				if werr != nil {
 					body.Close()
 					return werr
 				}
