@@ -84,6 +84,9 @@ type TransferStats struct {
 	Ranges int `json:"ranges"`
 	// Connections is the most ranges in flight at once for this blob.
 	Connections int `json:"connections"`
+	// Steals is how many times a connection left without work took the
+	// second half of a range still in flight.
+	Steals int `json:"steals,omitempty"`
 	// ReadBack is the bytes hashed by reading the staging file back:
 	// ranges that arrived ahead of the hashed point, and resumed bytes.
 	// The rest was hashed as it arrived.
@@ -747,10 +750,20 @@ type blobRanges struct {
 	hashed   atomic.Int64
 	readBack int64 // touched only by the hasher
 	workers  int
-	inFlight int
+	flights  map[*flight]bool // ranges being fetched
 	peak     int
 	ranges   int
+	steals   int
 	fetched  atomic.Int64
+}
+
+// flight is a range being fetched, from off to end. A connection left
+// without work takes the second half of the longest flight (steals it):
+// end moves back, never below reserved, the end of the buffer the fetch
+// is reading now, so no byte is ever written by two ranges. Both are
+// guarded by blobRanges.mu.
+type flight struct {
+	off, end, reserved int64
 }
 
 // fetchRanges downloads desc from src into f in byte ranges written at
@@ -767,7 +780,7 @@ func (s *rangeSession) fetchRanges(ctx context.Context, src rangeSource, desc oc
 	if err := f.Truncate(desc.Size); err != nil {
 		return err
 	}
-	b := &blobRanges{src: src, f: f, size: desc.Size, t: t, state: state, have: have, todo: missing(have, desc.Size), h: sha256.New()}
+	b := &blobRanges{src: src, f: f, size: desc.Size, t: t, state: state, have: have, todo: missing(have, desc.Size), h: sha256.New(), flights: map[*flight]bool{}}
 	b.cond = sync.NewCond(&b.mu)
 	for _, h := range have {
 		stats.ResumedBytes += h.end - h.off
@@ -825,6 +838,7 @@ func (s *rangeSession) fetchRanges(ctx context.Context, src rangeSource, desc oc
 	err := <-hashErr
 	stats.Bytes += b.fetched.Load()
 	stats.Ranges += b.ranges
+	stats.Steals += b.steals
 	stats.Connections = max(stats.Connections, b.peak)
 	stats.ReadBack += b.readBack
 	src.stats(stats)
@@ -846,30 +860,69 @@ func (b *blobRanges) fail(err error) {
 }
 
 // take hands out the next range: a share of what is left, so that ranges
-// shrink toward the end of the blob.
-func (b *blobRanges) take() (span, bool) {
+// shrink toward the end of the blob. With nothing left to hand out it
+// steals the second half of the flight with the most bytes still to come,
+// if that is at least minRange: at the end of a pull, connections whose
+// blobs are done help the ranges still running instead of idling.
+func (b *blobRanges) take() (*flight, bool) {
+	share := 0
+	if b.gate != nil {
+		share = b.gate.share()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.todo) == 0 || b.failed != nil {
-		return span{}, false
+	if b.gate == nil {
+		share = b.workers
+	}
+	if b.failed != nil {
+		return nil, false
+	}
+	if len(b.todo) == 0 {
+		return b.steal()
 	}
 	left := int64(0)
 	for _, g := range b.todo {
 		left += g.end - g.off
 	}
-	share := b.workers
-	if b.gate != nil {
-		share = b.gate.share()
-	}
 	n := left / int64(2*max(share, 1))
-	return b.cut(min(max(n, minRange()), maxChunk)), true
+	return b.fly(b.cut(min(max(n, minRange()), maxChunk))), true
+}
+
+// steal cuts the longest flight in two and returns its second half.
+// Called with b.mu held.
+func (b *blobRanges) steal() (*flight, bool) {
+	var victim *flight
+	for fl := range b.flights {
+		if victim == nil || fl.end-fl.reserved > victim.end-victim.reserved {
+			victim = fl
+		}
+	}
+	if victim == nil || victim.end-victim.reserved < minRange() {
+		return nil, false
+	}
+	// Halves on buffer boundaries keep writes whole pages.
+	mid := victim.reserved + (victim.end-victim.reserved)/2&^(rangeBufLen-1)
+	if mid <= victim.reserved {
+		return nil, false
+	}
+	nf := b.fly(span{mid, victim.end})
+	victim.end = mid
+	b.steals++
+	return nf, true
+}
+
+// fly registers c as a flight. Called with b.mu held.
+func (b *blobRanges) fly(c span) *flight {
+	fl := &flight{off: c.off, end: c.end, reserved: c.off}
+	b.flights[fl] = true
+	return fl
 }
 
 // takeN hands out the next range of at most n bytes.
-func (b *blobRanges) takeN(n int64) span {
+func (b *blobRanges) takeN(n int64) *flight {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.cut(n)
+	return b.fly(b.cut(n))
 }
 
 // cut takes up to n bytes off the first gap. Called with b.mu held and
@@ -922,30 +975,45 @@ const (
 	maxThrottles  = 8
 )
 
-// fetch writes range c into the file, retrying from where it stopped.
-func (b *blobRanges) fetch(ctx context.Context, c span) error {
+// fetch writes flight c into the file, retrying from where it stopped,
+// and stopping where a steal moved its end.
+func (b *blobRanges) fetch(ctx context.Context, c *flight) error {
 	b.mu.Lock()
-	b.inFlight++
-	b.peak = max(b.peak, b.inFlight)
+	b.peak = max(b.peak, len(b.flights))
 	b.mu.Unlock()
 	defer func() {
 		b.mu.Lock()
-		b.inFlight--
+		delete(b.flights, c)
 		b.mu.Unlock()
 	}()
 	bp := rangeBufs.Get().(*[]byte)
 	defer rangeBufs.Put(bp)
 	buf := *bp
 	pos := c.off
+	// next reserves the next buffer's worth of c, at most to its end as
+	// it stands now; 0 when c is done.
+	next := func() int64 {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		n := min(int64(len(buf)), c.end-pos)
+		c.reserved = pos + max(n, 0)
+		return n
+	}
 	tries, throttles := 0, 0
-	for pos < c.end {
+	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		b.mu.Lock()
-		b.ranges++
+		to := c.end
+		if pos < to {
+			b.ranges++
+		}
 		b.mu.Unlock()
-		body, err := b.src.get(ctx, pos, c.end-1)
+		if pos >= to {
+			return nil
+		}
+		body, err := b.src.get(ctx, pos, to-1)
 		var te *throttleError
 		switch {
 		case errors.As(err, &te):
@@ -970,9 +1038,13 @@ func (b *blobRanges) fetch(ctx context.Context, c span) error {
 		}
 		start := pos
 		var rerr error
-		for pos < c.end {
+		for {
+			want := next()
+			if want <= 0 {
+				break
+			}
 			// Whole buffers: fewer writes, wake-ups of the hasher and locks.
-			n, err := io.ReadFull(body, buf[:min(int64(len(buf)), c.end-pos)])
+			n, err := io.ReadFull(body, buf[:want])
 			if err == io.ErrUnexpectedEOF {
 				err = io.EOF
 			}
@@ -999,9 +1071,13 @@ func (b *blobRanges) fetch(ctx context.Context, c span) error {
 				break
 			}
 		}
-		if pos == c.end && rerr == nil {
+		b.mu.Lock()
+		end := c.end
+		b.mu.Unlock()
+		if pos == to && rerr == nil {
 			// Read the body's end, so that its connection goes back to
-			// the pool rather than being closed.
+			// the pool rather than being closed. A range cut short by a
+			// steal has more to come: closing drops its connection.
 			_, _ = body.Read(buf[:1])
 		}
 		body.Close()
@@ -1010,17 +1086,16 @@ func (b *blobRanges) fetch(ctx context.Context, c span) error {
 		if err := b.state.record(start, pos); err != nil {
 			return err
 		}
-		if pos == c.end {
+		if pos == end {
 			return nil
 		}
 		if rerr == io.EOF || rerr == nil {
-			rerr = fmt.Errorf("%w: range %d-%d ended at %d", io.ErrUnexpectedEOF, c.off, c.end-1, pos)
+			rerr = fmt.Errorf("%w: range %d-%d ended at %d", io.ErrUnexpectedEOF, c.off, end-1, pos)
 		}
 		if tries++; tries >= maxRangeTries || ctx.Err() != nil {
 			return rerr
 		}
 	}
-	return nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

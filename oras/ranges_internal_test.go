@@ -39,7 +39,7 @@ func TestSpans(t *testing.T) {
 
 // Ranges shrink toward the end of a blob, and no crumb is left behind.
 func TestTakeShrinks(t *testing.T) {
-	b := &blobRanges{size: 256 << 20, todo: []span{{0, 256 << 20}}, workers: 8}
+	b := &blobRanges{size: 256 << 20, todo: []span{{0, 256 << 20}}, workers: 8, flights: map[*flight]bool{}}
 	var sizes []int64
 	end := int64(0)
 	for {
@@ -47,6 +47,7 @@ func TestTakeShrinks(t *testing.T) {
 		if !ok {
 			break
 		}
+		delete(b.flights, c) // done: nothing left to steal
 		if c.off != end {
 			t.Fatalf("range %v after %d: not contiguous", c, end)
 		}
@@ -87,9 +88,55 @@ func TestTakeFollowsShare(t *testing.T) {
 			for range tt.blobs {
 				g.join()
 			}
-			b := &blobRanges{size: 256 << 20, todo: []span{{0, 256 << 20}}, workers: tt.limit, gate: g}
+			b := &blobRanges{size: 256 << 20, todo: []span{{0, 256 << 20}}, workers: tt.limit, gate: g, flights: map[*flight]bool{}}
 			if c, _ := b.take(); c.end-c.off != tt.want {
 				t.Errorf("first range %d MiB, want %d MiB", (c.end-c.off)>>20, tt.want>>20)
+			}
+		})
+	}
+}
+
+// With nothing left to hand out, a free connection takes the second half
+// of the flight with the most bytes to come, never the buffer its fetch is
+// reading now, and leaves flights under minRange alone.
+func TestSteal(t *testing.T) {
+	const mib = 1 << 20
+	tests := []struct {
+		name    string
+		flights []flight // off, end, reserved
+		want    span     // zero: no steal
+		victim  int      // index of the flight cut short
+	}{
+		{name: "longest is halved", flights: []flight{{0, 64 * mib, 10 * mib}, {64 * mib, 128 * mib, 70 * mib}},
+			want: span{99 * mib, 128 * mib}, victim: 1},
+		{name: "counted from the reserved buffer, not from off", flights: []flight{{0, 40 * mib, 36 * mib}, {40 * mib, 60 * mib, 41 * mib}},
+			want: span{50*mib + 512<<10, 60 * mib}, victim: 1},
+		{name: "too short to pay a round trip", flights: []flight{{0, 8 * mib, 1 * mib}}},
+		{name: "nothing in flight"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &blobRanges{size: 128 * mib, flights: map[*flight]bool{}}
+			fls := make([]*flight, len(tt.flights))
+			for i := range tt.flights {
+				fls[i] = &tt.flights[i]
+				b.flights[fls[i]] = true
+			}
+			got, ok := b.take()
+			if tt.want == (span{}) {
+				if ok {
+					t.Fatalf("stole %d-%d, want no steal", got.off, got.end)
+				}
+				return
+			}
+			if !ok || got.off != tt.want.off || got.end != tt.want.end {
+				t.Fatalf("stole %+v (%v), want %v", got, ok, tt.want)
+			}
+			if v := fls[tt.victim]; v.end != got.off || v.end < v.reserved || got.off%rangeBufLen != 0 {
+				t.Errorf("victim now ends at %d (reserved %d), want %d on a buffer boundary", v.end, v.reserved, got.off)
+			}
+			if !b.flights[got] || b.steals != 1 {
+				t.Errorf("the stolen half is not in flight (steals %d)", b.steals)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package oras_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -212,6 +213,33 @@ func TestWANPullOneConnectionHashesInline(t *testing.T) {
 	regtest.SameTree(t, w.model, out)
 	if st := weightsOf(t, res); st.Connections != 1 || st.Ranges < 2 || st.ReadBack != 0 || st.Bytes != wanBlob {
 		t.Errorf("weights: %+v, want ranges on one connection, all hashed as they arrived", *st)
+	}
+}
+
+// A range that stalls does not hold the pull: once everything else is
+// handed out, the free connection takes the second half of the stalled
+// range, and the stalled one stops where its half ends (no byte is
+// fetched twice).
+func TestWANPullStealsFromAStalledRange(t *testing.T) {
+	w := newWANSetup(t)
+	proxy := regtest.NewProxy(t, w.registry)
+	// The first range after the 2 MiB probe answers 4 s late; the other
+	// connection fetches the rest of the 64 MiB at 16 MB/s in about 3 s.
+	stalled := fmt.Sprintf("bytes=%d-", 2<<20)
+	proxy.SetDelay(func(r *http.Request) time.Duration {
+		if strings.HasPrefix(r.Header.Get("Range"), stalled) {
+			return 4 * time.Second
+		}
+		return 0
+	})
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := oras.Pull(context.Background(), w.open(t, w.link.Proxy(t, proxy.Host), oras.RemoteOptions{}), w.desc, out, oras.PullOptions{MaxConnections: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	regtest.SameTree(t, w.model, out)
+	if st := weightsOf(t, res); st.Steals < 1 || st.Bytes != wanBlob {
+		t.Errorf("weights: %+v, want the stalled range stolen from and every byte fetched once", *st)
 	}
 }
 
