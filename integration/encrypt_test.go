@@ -89,7 +89,7 @@ func TestEncryptedWeights(t *testing.T) {
 			cosignKey := filepath.Join(keys, "cosign.key")
 			ecPub, ecPriv := writeRecipientKey(t, filepath.Join(keys, "broker"), "ec")
 			rsaPub, rsaPriv := writeRecipientKey(t, filepath.Join(keys, "operator"), "rsa")
-			_, strangerPriv := writeRecipientKey(t, filepath.Join(keys, "stranger"), "ec")
+			strangerPub, strangerPriv := writeRecipientKey(t, filepath.Join(keys, "stranger"), "ec")
 			policy := filepath.Join(keys, "policy.yaml")
 			os.WriteFile(policy, []byte(`version: 1
 trust:
@@ -134,6 +134,11 @@ models:
 			}
 			pinned := h + "/models/secret@" + digest
 			ma(t, "sign", "--plain-http", "--key", cosignKey, pinned)
+			// An unsigned substitute, encrypted to someone else: the policy
+			// refuses it before any key is unwrapped (verification failed,
+			// not "could not run").
+			substitute := h + "/models/secret:substitute"
+			ma(t, "push", "--plain-http", "--no-progress", substitute, model, "--encrypt-recipient", "jwe:"+strangerPub)
 
 			var m struct {
 				Config struct {
@@ -172,6 +177,7 @@ models:
 				{"pull, EC recipient, policy and model.sig", []string{"pull", "--plain-http", "--no-progress", "--policy", policy, "--model-signature", "--decryption-key", ecPriv, "-o", "OUT", ref}, 0, nil, true},
 				{"pull, RSA recipient", []string{"pull", "--plain-http", "--no-progress", "--insecure-skip-verify", "--decryption-key", rsaPriv, "-o", "OUT", pinned}, 0, nil, true},
 				{"pull without a key", []string{"pull", "--plain-http", "--no-progress", "--policy", policy, "-o", "OUT", ref}, 1, []string{"is encrypted", "--decryption-key", "nothing was written"}, false},
+				{"pull of an unsigned substitute encrypted to another recipient", []string{"pull", "--plain-http", "--no-progress", "--policy", policy, "--decryption-key", ecPriv, "-o", "OUT", substitute}, 3, []string{"FAIL"}, false},
 				{"pull with a stranger's key", []string{"pull", "--plain-http", "--no-progress", "--insecure-skip-verify", "--decryption-key", strangerPriv, "-o", "OUT", ref}, 1, []string{"cannot be unwrapped"}, false},
 				{"attest --type model-signing from the manifest", []string{"attest", "--plain-http", "--key", cosignKey, "--type", "model-signing", pinned}, 1, []string{"encrypted layers", "--model-signing"}, false},
 			} {

@@ -107,4 +107,29 @@ func TestModelSigningEncrypted(t *testing.T) {
 		os.Remove(filepath.Join(out, "model.sig"))
 		regtest.SameTree(t, dir, out)
 	})
+	t.Run("the decryption key is used only once the policy passed", func(t *testing.T) {
+		pass, err := referrers.LoadPolicy(ctx, writePolicy(t, keys, "version: 1\ntrust: {release: {key: release.pub}}\nmodels:\n  - match: [\"**\"]\n    attestations: [{predicateType: model-signing, signers: [release]}]\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(t.TempDir(), "out")
+		if _, _, err := referrers.PullVerified(ctx, tgt, pushed.Manifest, out, pass, referrers.PullVerifiedOptions{DecryptionKey: privPEM}); err != nil {
+			t.Fatalf("verified pull with the private key: %v", err)
+		}
+		regtest.SameTree(t, dir, out)
+		// A rule this model fails (it has no signature): the refusal is
+		// the policy's, and the key, here not even a key, is never read.
+		refuse, err := referrers.LoadPolicy(ctx, writePolicy(t, keys, "version: 1\ntrust: {release: {key: release.pub}}\nmodels:\n  - match: [\"**\"]\n    signatures: {signers: [release]}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = filepath.Join(t.TempDir(), "refused")
+		_, _, err = referrers.PullVerified(ctx, tgt, pushed.Manifest, out, refuse, referrers.PullVerifiedOptions{DecryptionKey: []byte("not a key")})
+		if !errors.Is(err, referrers.ErrPolicyNotSatisfied) || strings.Contains(err.Error(), "decryption key") {
+			t.Fatalf("err = %v, want the policy's refusal", err)
+		}
+		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s exists after a refusal (%v)", out, err)
+		}
+	})
 }

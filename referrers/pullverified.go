@@ -38,6 +38,12 @@ type PullVerifiedOptions struct {
 	// is fetched. It cannot be combined with Pull.Include: the bundle signs
 	// every file.
 	ModelSignature bool
+	// DecryptionKey, when set, is the private key (PEM) of a recipient the
+	// model's encrypted layers were wrapped to. Their keys are unwrapped
+	// (oras.DecryptionKeys) only once the model passed the policy, so a
+	// substituted model is refused as unverified, whatever it is
+	// encrypted to. The keys go to Pull.Decrypt.
+	DecryptionKey []byte
 }
 
 // PullVerified verifies the model desc (a digest the caller resolved once,
@@ -80,6 +86,13 @@ func PullVerified(ctx context.Context, src *oras.Target, desc ocispec.Descriptor
 		return rep, nil, err
 	}
 	po := opts.Pull
+	if len(opts.DecryptionKey) > 0 {
+		keys, err := oras.DecryptionKeys(ctx, src, desc, opts.DecryptionKey)
+		if err != nil {
+			return rep, nil, fmt.Errorf("decryption key: %w", err)
+		}
+		po.Decrypt = keys
+	}
 	if opts.ModelSignature {
 		sig, err := rep.ModelSigningBundle()
 		if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -121,21 +120,4 @@ func (f *pushSignFlags) pushSigned(cmd *cobra.Command, of *outputFlags, t *oras.
 		fmt.Fprintf(w, "Model signing: %s (signed by %s)\n", out.ModelSigning.Digest, s.Identity)
 	}
 	return nil
-}
-
-// decryptionKeys unwraps the layer keys of the model desc with the private
-// key in file (pull --decryption-key); none when file is "".
-func decryptionKeys(cmd *cobra.Command, t *oras.Target, desc ocispec.Descriptor, file string) (encryption.Keys, error) {
-	if file == "" {
-		return nil, nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("--decryption-key: %w", err)
-	}
-	keys, err := oras.DecryptionKeys(cmd.Context(), t, desc, b)
-	if err != nil {
-		return nil, fmt.Errorf("--decryption-key %s: %w", file, err)
-	}
-	return keys, nil
 }

@@ -342,12 +342,24 @@ Signatures and attestations are checked against a policy before the pull
 					return err
 				}
 			}
-			keys, err := decryptionKeys(cmd, t, desc, decryptionKey)
-			if err != nil {
-				ev.record(events.FacePull, args[0], t.PolicyName(), desc.Digest, nil, err)
-				return err
+			var keyPEM []byte
+			if decryptionKey != "" {
+				if keyPEM, err = os.ReadFile(decryptionKey); err != nil {
+					err = fmt.Errorf("--decryption-key: %w", err)
+					ev.record(events.FacePull, args[0], t.PolicyName(), desc.Digest, nil, err)
+					return err
+				}
 			}
-			po := oras.PullOptions{Include: include, Concurrency: concurrency, MaxConnections: maxConns, DigestCacheDir: digestCache, Decrypt: keys}
+			po := oras.PullOptions{Include: include, Concurrency: concurrency, MaxConnections: maxConns, DigestCacheDir: digestCache}
+			if pol == nil && keyPEM != nil {
+				// Without a policy there is nothing to verify first; with one,
+				// the keys are unwrapped only once the model passed it.
+				if po.Decrypt, err = oras.DecryptionKeys(cmd.Context(), t, desc, keyPEM); err != nil {
+					err = fmt.Errorf("--decryption-key %s: %w", decryptionKey, err)
+					ev.record(events.FacePull, args[0], t.PolicyName(), desc.Digest, nil, err)
+					return err
+				}
+			}
 			if err := od.apply(&po, cmd.ErrOrStderr()); err != nil {
 				return err
 			}
@@ -362,6 +374,7 @@ Signatures and attestations are checked against a policy before the pull
 				rep, res, err = referrers.PullVerified(cmd.Context(), t, desc, out, pol, referrers.PullVerifiedOptions{
 					Pull:           po,
 					ModelSignature: modelSig,
+					DecryptionKey:  keyPEM,
 					OnVerified: func(rep *referrers.Report) error {
 						decided = true
 						ev.record(events.FacePull, args[0], rep.Repository, desc.Digest, rep, nil)
