@@ -73,8 +73,8 @@ func writeBenchFiles(b *testing.B, dir string, files map[string]int64) (total in
 // runMeasured runs a client command and returns its wall time and peak RSS.
 func runMeasured(b *testing.B, dir, name string, args ...string) (time.Duration, int64) {
 	b.Helper()
-	took, hwm, _ := runMeasuredMem(b, dir, name, args...)
-	return took, hwm
+	m := runMeasuredMem(b, dir, name, args...)
+	return m.took, m.hwm
 }
 
 // vmHWM reads a process's peak resident set size in bytes.

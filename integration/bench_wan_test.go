@@ -148,6 +148,10 @@ func BenchmarkWAN(b *testing.B) {
 		// PeakAnonMiB is the most anonymous memory (heap, stacks) seen:
 		// VmHWM also counts the binary's own pages, file-backed.
 		PeakAnonMiB float64
+		// ClientCPUSeconds is the client's CPU time (user and system),
+		// ProxyCPUSeconds the emulator's (this process) meanwhile: with
+		// the registry they share the machine's cores.
+		ClientCPUSeconds, ProxyCPUSeconds float64
 	}
 	var results []result
 	pull := func(b *testing.B, client string, n *network, model string, extra ...string) result {
@@ -167,14 +171,17 @@ func BenchmarkWAN(b *testing.B) {
 			args = append(args, "--plain-http")
 		}
 		args = append(append(args, extra...), ref)
-		took, rss, anon := runMeasuredMem(b, b.TempDir(), bin, args...)
+		m := runMeasuredMem(b, b.TempDir(), bin, args...)
 		os.RemoveAll(out)
-		mbps := float64(total) / took.Seconds() / 1e6
+		mbps := float64(total) / m.took.Seconds() / 1e6
 		b.ReportMetric(mbps, "MB/s")
-		b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MiB")
-		b.ReportMetric(float64(anon)/(1<<20), "peak-anon-MiB")
-		return result{Model: model, Network: n.name, Client: client, MBps: mbps, Seconds: took.Seconds(),
-			PeakRSSMiB: float64(rss) / (1 << 20), PeakAnonMiB: float64(anon) / (1 << 20)}
+		b.ReportMetric(float64(m.hwm)/(1<<20), "peak-RSS-MiB")
+		b.ReportMetric(float64(m.anon)/(1<<20), "peak-anon-MiB")
+		b.ReportMetric(m.cpu.Seconds(), "client-CPU-s")
+		b.ReportMetric(m.self.Seconds(), "proxy-CPU-s")
+		return result{Model: model, Network: n.name, Client: client, MBps: mbps, Seconds: m.took.Seconds(),
+			PeakRSSMiB: float64(m.hwm) / (1 << 20), PeakAnonMiB: float64(m.anon) / (1 << 20),
+			ClientCPUSeconds: m.cpu.Seconds(), ProxyCPUSeconds: m.self.Seconds()}
 	}
 	for _, m := range models {
 		for _, n := range nets {
@@ -213,7 +220,7 @@ func BenchmarkWAN(b *testing.B) {
 
 	var md strings.Builder
 	fmt.Fprintf(&md, "%s, load average %s, %d MiB per model\n\n", time.Now().UTC().Format("2006-01-02 15:04"), strings.TrimSpace(string(load)), total>>20)
-	md.WriteString("| model | network | modelattest | oras | ratio | modelattest peak RSS (anon) | oras peak RSS (anon) |\n|---|---|---|---|---|---|---|\n")
+	md.WriteString("| model | network | modelattest | oras | ratio | modelattest peak RSS (anon) | oras peak RSS (anon) | CPU s, modelattest / its proxy | CPU s, oras / its proxy |\n|---|---|---|---|---|---|---|---|---|\n")
 	find := func(model, network, client string) result {
 		for _, r := range results {
 			if r.Model == model && r.Network == network && r.Client == client {
@@ -225,8 +232,9 @@ func BenchmarkWAN(b *testing.B) {
 	for _, m := range models {
 		for _, n := range nets {
 			a, o := find(m.name, n.name, "modelattest"), find(m.name, n.name, "oras")
-			fmt.Fprintf(&md, "| %s | %s | %.0f MB/s (%.1f s) | %.0f MB/s (%.1f s) | %.2f× | %.1f MiB (%.1f) | %.1f MiB (%.1f) |\n",
-				m.name, n.name, a.MBps, a.Seconds, o.MBps, o.Seconds, a.MBps/o.MBps, a.PeakRSSMiB, a.PeakAnonMiB, o.PeakRSSMiB, o.PeakAnonMiB)
+			fmt.Fprintf(&md, "| %s | %s | %.0f MB/s (%.1f s) | %.0f MB/s (%.1f s) | %.2f× | %.1f MiB (%.1f) | %.1f MiB (%.1f) | %.1f / %.1f | %.1f / %.1f |\n",
+				m.name, n.name, a.MBps, a.Seconds, o.MBps, o.Seconds, a.MBps/o.MBps, a.PeakRSSMiB, a.PeakAnonMiB, o.PeakRSSMiB, o.PeakAnonMiB,
+				a.ClientCPUSeconds, a.ProxyCPUSeconds, o.ClientCPUSeconds, o.ProxyCPUSeconds)
 		}
 	}
 	md.WriteString("\n| concurrency | modelattest (--max-connections) | oras (--concurrency) |\n|---|---|---|\n")
@@ -248,17 +256,26 @@ func BenchmarkWAN(b *testing.B) {
 	b.Logf("results in %s:\n%s", outDir, md.String())
 }
 
+// measured is what runMeasuredMem saw of one client run.
+type measured struct {
+	took      time.Duration
+	hwm, anon int64 // peak VmHWM; the most RssAnon seen, polled every 5 ms
+	// cpu is the client's CPU time (user and system); self is this
+	// process's over the same time: the WAN emulator's proxies.
+	cpu, self time.Duration
+}
+
 // runMeasuredMem runs a client command and returns its wall time, its
-// peak RSS (VmHWM) and the most anonymous memory (RssAnon) seen while
-// polling /proc every 5 ms.
-func runMeasuredMem(b *testing.B, dir, name string, args ...string) (time.Duration, int64, int64) {
+// peak RSS (VmHWM), the most anonymous memory (RssAnon) seen while
+// polling /proc every 5 ms, and the CPU time it and this process used.
+func runMeasuredMem(b *testing.B, dir, name string, args ...string) measured {
 	b.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+b.TempDir(), "DOCKER_CONFIG="+b.TempDir())
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
-	start := time.Now()
+	start, self := time.Now(), selfCPU()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -280,13 +297,13 @@ func runMeasuredMem(b *testing.B, dir, name string, args ...string) (time.Durati
 		}
 	}()
 	err := cmd.Wait()
-	took := time.Since(start)
+	took, self := time.Since(start), selfCPU()-self
 	close(done)
 	<-polled
 	if err != nil {
 		b.Fatalf("%s %v: %v\n%s", filepath.Base(name), args, err, stderr.String())
 	}
-	return took, hwm.Load(), anon.Load()
+	return measured{took: took, hwm: hwm.Load(), anon: anon.Load(), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), self: self}
 }
 
 // procMem reads VmHWM and RssAnon, in bytes, from a /proc status file.

@@ -6,10 +6,12 @@ import (
 	"sync"
 )
 
-// pipeBuffers and pipeBufSize bound the memory of one pipelined copy.
+// pipeBuffers and pipeBufSize bound the memory of one pipelined copy:
+// 1 MiB, so that --concurrency streams at once stay well inside the pull's
+// memory budget (with 1 MiB buffers, 8 streams held 32 MiB).
 const (
 	pipeBuffers = 4
-	pipeBufSize = 1 << 20
+	pipeBufSize = 256 << 10
 )
 
 var pipePool = sync.Pool{New: func() any { b := make([]byte, pipeBufSize); return &b }}

@@ -1130,7 +1130,7 @@ func (b *blobRanges) hash(want digest.Digest) error {
 	var buf []byte
 	defer func() {
 		if buf != nil {
-			pipePool.Put(&buf)
+			rangeBufs.Put(&buf)
 		}
 	}()
 	for {
@@ -1160,7 +1160,7 @@ func (b *blobRanges) hash(want digest.Digest) error {
 			continue
 		}
 		if buf == nil {
-			buf = *pipePool.Get().(*[]byte)
+			buf = *rangeBufs.Get().(*[]byte)
 		}
 		for hashed < avail {
 			n, err := b.f.ReadAt(buf[:min(int64(len(buf)), avail-hashed)], hashed)
