@@ -518,7 +518,18 @@ func (s *repoSource) resolve(ctx context.Context, from, to int64) (io.ReadCloser
 		}
 		s.loc, s.redirected = loc, true
 		s.gen++
-		return s.do(ctx, s.cl.direct, loc, from, to, false)
+		body, err := s.do(ctx, s.cl.direct, loc, from, to, false)
+		var se *storageRefusal
+		if errors.As(err, &se) && sameOrigin(loc, u) {
+			// A URL the registry has just handed out, refused at once: not
+			// an expired signature but a location that wants the
+			// registry's credentials. It is the registry's own origin
+			// (scheme, host and port), where they may go; later ranges
+			// use it with them, as one stream would.
+			s.redirected = false
+			return s.do(ctx, s.cl.registry, loc, from, to, true)
+		}
+		return body, err
 	}
 	body, err := checkRange(resp, req, from, to, true)
 	if err == nil {
@@ -526,6 +537,21 @@ func (s *repoSource) resolve(ctx context.Context, from, to int64) (io.ReadCloser
 		s.gen++
 	}
 	return body, err
+}
+
+// sameOrigin says a and b have one scheme, host and port: credentials
+// for one may go to the other.
+func sameOrigin(a, b *url.URL) bool {
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		if u.Scheme == "https" {
+			return "443"
+		}
+		return "80"
+	}
+	return a.Scheme == b.Scheme && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
 }
 
 // storageRefusal is a 401/403 from a storage URL: expired or revoked.

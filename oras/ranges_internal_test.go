@@ -1,6 +1,7 @@
 package oras
 
 import (
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -177,5 +178,29 @@ func TestGateDecides(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Credentials follow a redirect only to the registry's own origin: one
+// scheme, host and port (an explicit default port is the same port).
+func TestSameOrigin(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"http://reg:5000/v2/x", "http://reg:5000/v2/x?sig=1", true},
+		{"https://Reg.example/v2/x", "https://reg.example:443/blob", true},
+		{"http://reg/v2/x", "http://reg:80/v2/x", true},
+		{"http://reg:5000/v2/x", "http://reg:5001/v2/x", false},
+		{"http://reg/v2/x", "https://reg/v2/x", false},
+		{"https://reg.example/v2/x", "https://s3.reg.example/v2/x", false},
+		{"https://reg.example/v2/x", "https://reg.example.evil/v2/x", false},
+	}
+	for _, tt := range tests {
+		a, _ := url.Parse(tt.a)
+		b, _ := url.Parse(tt.b)
+		if got := sameOrigin(a, b); got != tt.want {
+			t.Errorf("sameOrigin(%s, %s) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
 	}
 }

@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,6 +244,48 @@ func TestWANPullStealsFromAStalledRange(t *testing.T) {
 	regtest.SameTree(t, w.model, out)
 	if st := weightsOf(t, res); st.Steals < 1 || st.Bytes != wanBlob {
 		t.Errorf("weights: %+v, want the stalled range stolen from and every byte fetched once", *st)
+	}
+}
+
+// A registry that redirects blob GETs to its own origin, where its
+// credentials are still wanted, gets them there, as one stream following
+// the redirect would: the ranged pull neither fails nor takes them to
+// another origin (that case is "storage redirect to the same host name"
+// above, whose store refuses any Authorization).
+func TestWANPullSameOriginRedirect(t *testing.T) {
+	w := newWANSetup(t)
+	registry, err := url.Parse("http://" + w.registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(registry)
+	var signed, withAuth atomic.Int64
+	front := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			if r.URL.Query().Get("signed") == "" {
+				http.Redirect(rw, r, r.URL.Path+"?signed=1", http.StatusTemporaryRedirect)
+				return
+			}
+			signed.Add(1)
+			if r.Header.Get("Authorization") != "" {
+				withAuth.Add(1)
+			}
+			r.URL.RawQuery = ""
+		}
+		rp.ServeHTTP(rw, r)
+	}))
+	defer front.Close()
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := oras.Pull(context.Background(), w.open(t, strings.TrimPrefix(front.URL, "http://"), oras.RemoteOptions{}), w.desc, out, oras.PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	regtest.SameTree(t, w.model, out)
+	if st := weightsOf(t, res); st.Ranges < 2 || st.Bytes != wanBlob {
+		t.Errorf("weights: %+v, want ranges, every byte once", *st)
+	}
+	if withAuth.Load() < 2 {
+		t.Errorf("%d of %d requests to the redirect target carried credentials, want the ranges' (2 or more)", withAuth.Load(), signed.Load())
 	}
 }
 
