@@ -35,14 +35,7 @@ func TestEncryptedPullHostileRegistry(t *testing.T) {
 	model := regtest.ModelDir(t, 64<<10)
 	r, priv := recipientKey(t, "ec")
 	res := pushEncrypted(t, tgt, model, r)
-	m, _, err := oras.FetchManifest(ctx, tgt, res.Manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := oras.FetchConfig(ctx, tgt, m.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, cfg := manifestAndConfig(t, tgt, res.Manifest)
 	weights, other := -1, -1
 	for i, l := range m.Layers {
 		switch {

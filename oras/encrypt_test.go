@@ -61,6 +61,20 @@ func pushEncrypted(t *testing.T, dst orasgo.Target, dir string, rs ...encryption
 	return res
 }
 
+// manifestAndConfig fetches the model manifest desc and its config.
+func manifestAndConfig(t *testing.T, tgt orasgo.Target, desc ocispec.Descriptor) (*ocispec.Manifest, *modelspec.Config) {
+	t.Helper()
+	m, _, err := oras.FetchManifest(context.Background(), tgt, desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := oras.FetchConfig(context.Background(), tgt, m.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, cfg
+}
+
 func TestEncryptedRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -76,14 +90,7 @@ func TestEncryptedRoundTrip(t *testing.T) {
 			tgt := tc.open(t)
 			r, priv := recipientKey(t, tc.key)
 			res := pushEncrypted(t, tgt, model, r)
-			m, _, err := oras.FetchManifest(ctx, tgt, res.Manifest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := oras.FetchConfig(ctx, tgt, m.Config)
-			if err != nil {
-				t.Fatal(err)
-			}
+			m, cfg := manifestAndConfig(t, tgt, res.Manifest)
 			for i, l := range m.Layers {
 				p := res.Plaintext.Manifest.Layers[i]
 				if !encryption.IsEncrypted(l.MediaType) || l.MediaType != p.MediaType+"+encrypted" {

@@ -6,9 +6,9 @@ import (
 	"sync"
 )
 
-// pipeBuffers and pipeBufSize bound the memory of one pipelined copy:
+// pipeBuffers and pipeBufSize bound the memory of one pipelined copy to
 // 1 MiB, so that --concurrency streams at once stay well inside the pull's
-// memory budget (with 1 MiB buffers, 8 streams held 32 MiB).
+// memory budget (with 1 MiB buffers each copy held 4 MiB: 8 streams, 32).
 const (
 	pipeBuffers = 4
 	pipeBufSize = 256 << 10

@@ -580,14 +580,11 @@ func (st *staging) openPartial(part, stateName string, size int64) (f *os.File, 
 		// Not ours, or half there: start over under the fixed names. Both
 		// go, whatever they are: a symlink left under either name would
 		// have the file it points at written.
-		if _, lerr := st.root.Lstat(part); lerr == nil {
-			if err := st.root.Remove(part); err != nil {
-				return nil, nil, nil, false, nil
-			}
-		}
-		if _, lerr := st.root.Lstat(stateName); lerr == nil {
-			if err := st.root.Remove(stateName); err != nil {
-				return nil, nil, nil, false, nil
+		for _, name := range []string{part, stateName} {
+			if _, lerr := st.root.Lstat(name); lerr == nil {
+				if err := st.root.Remove(name); err != nil {
+					return nil, nil, nil, false, nil
+				}
 			}
 		}
 	}

@@ -774,8 +774,7 @@ type blobRanges struct {
 	hmu      sync.Mutex
 	h        hash.Hash
 	hashed   atomic.Int64
-	readBack int64 // touched only by the hasher
-	workers  int
+	readBack int64            // touched only by the hasher
 	flights  map[*flight]bool // ranges being fetched
 	peak     int
 	ranges   int
@@ -823,7 +822,6 @@ func (s *rangeSession) fetchRanges(ctx context.Context, src rangeSource, desc oc
 		// The first range goes alone and small: it finds out whether the
 		// server serves ranges and where (a redirect) before the others
 		// start, so that a registry ignoring Range is asked once.
-		b.workers = 1
 		first := b.takeN(minRange() / 4)
 		b.gate = s.gate(src.host())
 		if err := b.gate.acquire(ctx); err != nil {
@@ -837,10 +835,6 @@ func (s *rangeSession) fetchRanges(ctx context.Context, src rangeSource, desc oc
 		}
 		b.mu.Lock()
 		ok := b.failed == nil
-		b.workers = 0
-		if ok {
-			b.workers = s.max
-		}
 		b.mu.Unlock()
 		if ok {
 			b.gate = s.gate(src.host()) // the redirect's host, once known
@@ -891,15 +885,9 @@ func (b *blobRanges) fail(err error) {
 // if that is at least minRange: at the end of a pull, connections whose
 // blobs are done help the ranges still running instead of idling.
 func (b *blobRanges) take() (*flight, bool) {
-	share := 0
-	if b.gate != nil {
-		share = b.gate.share()
-	}
+	share := b.gate.share()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.gate == nil {
-		share = b.workers
-	}
 	if b.failed != nil {
 		return nil, false
 	}
@@ -910,7 +898,7 @@ func (b *blobRanges) take() (*flight, bool) {
 	for _, g := range b.todo {
 		left += g.end - g.off
 	}
-	n := left / int64(2*max(share, 1))
+	n := left / int64(2*share)
 	return b.fly(b.cut(min(max(n, minRange()), maxChunk))), true
 }
 
@@ -967,12 +955,6 @@ func (b *blobRanges) cut(n int64) span {
 }
 
 func (b *blobRanges) work(ctx context.Context) {
-	defer func() {
-		b.mu.Lock()
-		b.workers--
-		b.mu.Unlock()
-		b.cond.Broadcast()
-	}()
 	for {
 		if err := b.gate.acquire(ctx); err != nil {
 			b.fail(err)
@@ -1164,7 +1146,9 @@ func (b *blobRanges) hash(want digest.Digest) error {
 		for b.hashed.Load() < b.size && b.prefix() <= b.hashed.Load() && b.failed == nil && !b.finished {
 			b.cond.Wait()
 		}
-		avail, failed := b.prefix(), b.failed
+		// Once finished, no range writes or hashes inline any more: avail
+		// is final, and hashed can only be behind it or stuck short.
+		avail, failed, finished := b.prefix(), b.failed, b.finished
 		b.mu.Unlock()
 		if failed != nil {
 			return errWorkersFailed
@@ -1177,9 +1161,6 @@ func (b *blobRanges) hash(want digest.Digest) error {
 		}
 		if avail <= hashed {
 			b.hmu.Unlock()
-			b.mu.Lock()
-			finished := b.finished && b.prefix() <= b.hashed.Load()
-			b.mu.Unlock()
 			if finished {
 				return fmt.Errorf("%w: ranges ended with bytes missing at %d", io.ErrUnexpectedEOF, hashed)
 			}

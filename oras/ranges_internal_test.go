@@ -40,7 +40,9 @@ func TestSpans(t *testing.T) {
 
 // Ranges shrink toward the end of a blob, and no crumb is left behind.
 func TestTakeShrinks(t *testing.T) {
-	b := &blobRanges{size: 256 << 20, todo: []span{{0, 256 << 20}}, workers: 8, flights: map[*flight]bool{}}
+	g := newHostGate(8)
+	g.join()
+	b := &blobRanges{size: 256 << 20, todo: []span{{0, 256 << 20}}, gate: g, flights: map[*flight]bool{}}
 	var sizes []int64
 	end := int64(0)
 	for {
@@ -89,7 +91,7 @@ func TestTakeFollowsShare(t *testing.T) {
 			for range tt.blobs {
 				g.join()
 			}
-			b := &blobRanges{size: 256 << 20, todo: []span{{0, 256 << 20}}, workers: tt.limit, gate: g, flights: map[*flight]bool{}}
+			b := &blobRanges{size: 256 << 20, todo: []span{{0, 256 << 20}}, gate: g, flights: map[*flight]bool{}}
 			if c, _ := b.take(); c.end-c.off != tt.want {
 				t.Errorf("first range %d MiB, want %d MiB", (c.end-c.off)>>20, tt.want>>20)
 			}
@@ -117,7 +119,7 @@ func TestSteal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := &blobRanges{size: 128 * mib, flights: map[*flight]bool{}}
+			b := &blobRanges{size: 128 * mib, gate: newHostGate(8), flights: map[*flight]bool{}}
 			fls := make([]*flight, len(tt.flights))
 			for i := range tt.flights {
 				fls[i] = &tt.flights[i]
