@@ -115,12 +115,7 @@ func PushModel(ctx context.Context, dst orasgo.Target, ref, dir string, opts Pus
 	if err := PushArtifact(ctx, dst, ref, art); err != nil {
 		return nil, err
 	}
-	res.Manifest = art.ManifestDesc
-	for _, b := range res.Blobs {
-		res.Bytes += b.Size
-		res.Sent += b.Sent
-	}
-	res.Seconds = time.Since(start).Seconds()
+	res.finish(art.ManifestDesc, start)
 	return res, nil
 }
 
@@ -161,6 +156,17 @@ type PushResult struct {
 	Sent  int64 `json:"sentBytes"`
 	// Seconds is the push's wall time.
 	Seconds float64 `json:"seconds"`
+}
+
+// finish records the stored manifest and the totals of a push that
+// started at start.
+func (r *PushResult) finish(manifest ocispec.Descriptor, start time.Time) {
+	r.Manifest = manifest
+	for _, b := range r.Blobs {
+		r.Bytes += b.Size
+		r.Sent += b.Sent
+	}
+	r.Seconds = time.Since(start).Seconds()
 }
 
 // scanModel lists the files of the model directory dir and the metadata

@@ -91,12 +91,8 @@ func PushEncrypted(ctx context.Context, dst orasgo.Target, ref, dir string, reci
 	if err := PushArtifact(ctx, dst, ref, encArt); err != nil {
 		return nil, err
 	}
-	res.Manifest, res.Plaintext = encArt.ManifestDesc, art
-	for _, b := range res.Blobs {
-		res.Bytes += b.Size
-		res.Sent += b.Sent
-	}
-	res.Seconds = time.Since(start).Seconds()
+	res.Plaintext = art
+	res.finish(encArt.ManifestDesc, start)
 	return res, nil
 }
 

@@ -34,8 +34,9 @@ func newBars(w io.Writer) (oras.Progress, func(err error)) {
 
 // bars shows one bar per file and, below them, a total: bytes moved of
 // bytes to move, the recent throughput of the whole transfer and the ETA
-// at that rate (rateMeter). Files that move nothing (skipped, mounted, present, resumed)
-// leave the total, so throughput and ETA count only bytes on the wire.
+// at that rate (rateMeter). Files that move nothing (skipped, mounted,
+// present, resumed) leave the total, so throughput and ETA count only
+// bytes on the wire.
 type bars struct {
 	p *mpb.Progress
 
